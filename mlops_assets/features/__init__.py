@@ -1,0 +1,1 @@
+"""Feature engineering: plain functions and the `loan_features` asset."""

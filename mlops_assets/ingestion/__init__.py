@@ -1,0 +1,1 @@
+"""Ingestion: contract validation, quarantine and the raw asset."""

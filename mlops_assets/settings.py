@@ -1,0 +1,94 @@
+"""Platform settings: the one place that reads the environment, when the Definitions are built.
+
+Every variable has a default for the embedded laptop setup; a bad value fails the code location
+load with a message naming the variable. `docs/configuration.md` lists them all.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+
+from mlops_assets.sources.synthetic import DriftScenario
+
+SOURCES = ("synthetic", "files")
+
+
+class SettingsError(ValueError):
+    """An environment variable has a value the platform cannot use."""
+
+
+@dataclass(frozen=True)
+class PlatformSettings:
+    home: Path
+    storage_url: str
+    partitions_start: str
+    source: str
+    source_url: str | None
+    source_format: str
+    seed: int
+    rows_per_day: int
+    drift_scenario: str
+    drift_start: str | None
+    invalid_row_share: float
+    label_delay_days: int
+    as_of: str | None
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> PlatformSettings:
+        env = os.environ if environ is None else environ
+        home = Path(env.get("MLOPS_HOME", ".mlops_home")).expanduser().resolve()
+        settings = cls(
+            home=home,
+            storage_url=env.get("MLOPS_STORAGE_URL", str(home / "assets")),
+            partitions_start=_date(env, "MLOPS_PARTITIONS_START", "2026-01-01"),
+            source=_choice(env, "MLOPS_SOURCE", "synthetic", SOURCES),
+            source_url=env.get("MLOPS_SOURCE_URL"),
+            source_format=_choice(env, "MLOPS_SOURCE_FORMAT", "parquet", ("parquet", "csv")),
+            seed=_number(env, "MLOPS_SYNTHETIC_SEED", "7", int),
+            rows_per_day=_number(env, "MLOPS_SYNTHETIC_ROWS_PER_DAY", "2000", int),
+            drift_scenario=_choice(
+                env, "MLOPS_DRIFT_SCENARIO", "none", tuple(member.value for member in DriftScenario)
+            ),
+            drift_start=_date(env, "MLOPS_DRIFT_START", None),
+            invalid_row_share=_number(env, "MLOPS_SYNTHETIC_INVALID_ROW_SHARE", "0", float),
+            label_delay_days=_number(env, "MLOPS_LABEL_DELAY_DAYS", "0", int),
+            as_of=_date(env, "MLOPS_AS_OF", None),
+        )
+        if settings.source == "files" and not settings.source_url:
+            raise SettingsError(
+                "MLOPS_SOURCE=files needs MLOPS_SOURCE_URL (a folder or fsspec URL)"
+            )
+        if settings.drift_scenario != "none" and not settings.drift_start:
+            raise SettingsError(
+                f"MLOPS_DRIFT_SCENARIO={settings.drift_scenario} needs MLOPS_DRIFT_START (YYYY-MM-DD)"
+            )
+        return settings
+
+
+def _choice(env: Mapping[str, str], name: str, default: str, allowed: tuple[str, ...]) -> str:
+    value = env.get(name, default)
+    if value not in allowed:
+        raise SettingsError(f"{name}={value!r} is not one of: {', '.join(allowed)}")
+    return value
+
+
+def _date(env: Mapping[str, str], name: str, default: str | None) -> str | None:
+    value = env.get(name, default)
+    if value is None or value == "":
+        return None
+    try:
+        return date.fromisoformat(value).isoformat()
+    except ValueError:
+        raise SettingsError(f"{name}={value!r} is not a date (YYYY-MM-DD)") from None
+
+
+def _number(env: Mapping[str, str], name: str, default: str, kind: type[int] | type[float]):
+    value = env.get(name, default)
+    try:
+        return kind(value)
+    except ValueError:
+        raise SettingsError(f"{name}={value!r} is not a valid {kind.__name__}") from None

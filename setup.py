@@ -1,0 +1,37 @@
+"""Installable Dagster code location for the mlops_assets platform."""
+
+from setuptools import find_packages, setup
+
+DAGSTER_VERSION = "1.13.27"
+# dagster-k8s and the other integrations pin dagster exactly: move both versions together.
+DAGSTER_LIBRARIES_VERSION = "0.29.27"
+
+setup(
+    name="mlops_assets",
+    version="0.1.0",
+    description="A production ML lifecycle as Dagster software-defined assets",
+    packages=find_packages(exclude=["mlops_assets_tests*"]),
+    python_requires=">=3.11,<3.13",
+    install_requires=[
+        f"dagster=={DAGSTER_VERSION}",
+        f"dagster-webserver=={DAGSTER_VERSION}",
+        f"dagster-k8s=={DAGSTER_LIBRARIES_VERSION}",
+        f"dagster-mlflow=={DAGSTER_LIBRARIES_VERSION}",
+        f"dagster-pandera=={DAGSTER_LIBRARIES_VERSION}",
+        "mlflow>=3.1,<4",
+        "scikit-learn>=1.5,<2",
+        "pandas>=2.2,<3",  # evidently and dagster-pandera need pandas 2
+        "numpy>=1.26,<3",
+        "evidently>=0.7,<0.8",
+        "pandera>=0.24,<1",
+        "pyarrow>=16",
+        "universal-pathlib>=0.2,<0.4",
+        "fsspec>=2024.6",
+    ],
+    extras_require={
+        "dev": [
+            "pytest>=8",
+            "ruff>=0.6",
+        ],
+    },
+)
