@@ -139,16 +139,32 @@ class DataContract:
         return self._model("Features", self.raw_features + self.derived_features)
 
     @cached_property
+    def training_model(self) -> type[pa.DataFrameModel]:
+        """The feature table restricted to labelled rows, each assigned to the train or validation split."""
+        split = pa.Field(isin=["train", "validation"], description="Time-based split")
+        return self._model(
+            "Training", self.raw_features + self.derived_features, label_nullable=False, split=split
+        )
+
+    @cached_property
     def raw_dagster_type(self) -> dg.DagsterType:
-        return _dagster_type(self.raw_model)
+        return pandera_dagster_type(self.raw_model)
 
     @cached_property
     def features_dagster_type(self) -> dg.DagsterType:
-        return _dagster_type(self.features_model)
+        return pandera_dagster_type(self.features_model)
 
-    def column_schema(self, stage: Literal["raw", "features"]) -> dg.TableSchema:
+    @cached_property
+    def training_dagster_type(self) -> dg.DagsterType:
+        return pandera_dagster_type(self.training_model)
+
+    def column_schema(self, stage: Literal["raw", "features", "training"]) -> dg.TableSchema:
         """The `dagster/column_schema` the UI shows for a stage, taken from its Dagster type."""
-        dagster_type = self.raw_dagster_type if stage == "raw" else self.features_dagster_type
+        dagster_type = {
+            "raw": self.raw_dagster_type,
+            "features": self.features_dagster_type,
+            "training": self.training_dagster_type,
+        }[stage]
         return dagster_type.metadata["schema"].schema
 
     def column_lineage(self, upstream: dg.AssetKey) -> dg.TableColumnLineage:
@@ -164,7 +180,13 @@ class DataContract:
             ]
         return dg.TableColumnLineage(deps_by_column=deps)
 
-    def _model(self, stage: str, features: tuple[Column, ...]) -> type[pa.DataFrameModel]:
+    def _model(
+        self,
+        stage: str,
+        features: tuple[Column, ...],
+        label_nullable: bool = True,
+        split: object | None = None,
+    ) -> type[pa.DataFrameModel]:
         annotations: dict[str, object] = {
             self.id_column: Series[str],
             self.event_time_column: Series[pd.Timestamp],
@@ -177,8 +199,10 @@ class DataContract:
             annotations[column.name], attributes[column.name] = _series_and_field(column)
         annotations[self.label_column] = Series[pd.Int8Dtype]
         attributes[self.label_column] = pa.Field(
-            isin=[0, 1], nullable=True, description=self.label_description
+            isin=[0, 1], nullable=label_nullable, description=self.label_description
         )
+        if split is not None:
+            annotations["split"], attributes["split"] = Series[str], split
         class_name = f"{stage}{_camel(self.name)}"
 
         class Config:
@@ -210,7 +234,8 @@ def _series_and_field(column: Column) -> tuple[object, object]:
     )
 
 
-def _dagster_type(model: type[pa.DataFrameModel]) -> dg.DagsterType:
+def pandera_dagster_type(model: type[pa.DataFrameModel]) -> dg.DagsterType:
+    """The Dagster type of a pandera model (validated on every output, schema shown in the UI)."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", category=dg.BetaWarning)
         return pandera_schema_to_dagster_type(model)

@@ -7,10 +7,16 @@ import dagster as dg
 from mlops_assets.features.assets import build_feature_assets
 from mlops_assets.ingestion.assets import build_ingestion_assets
 from mlops_assets.io_manager import ParquetIOManager
+from mlops_assets.mlflow_resources import ModelRegistry, mlflow_tracking_resource
+from mlops_assets.registry.assets import build_registry_assets
+from mlops_assets.registry.rollback import rollback_champion
 from mlops_assets.settings import PlatformSettings
 from mlops_assets.sources import FileLoanSource, LoanApplicationSource, SyntheticLoanSource
+from mlops_assets.training.assets import build_training_assets
+from mlops_assets.training.gates import ModelGates
 
 INGESTION_JOB = "ingest_loan_applications_job"
+TRAINING_JOB = "train_and_register_job"
 
 
 def build_source(settings: PlatformSettings) -> LoanApplicationSource:
@@ -32,6 +38,20 @@ def build_resources(settings: PlatformSettings) -> dict[str, object]:
     return {
         "io_manager": ParquetIOManager(base_path=settings.storage_url),
         "loan_source": build_source(settings),
+        "mlflow": mlflow_tracking_resource.configured(
+            {
+                "experiment_name": settings.mlflow_experiment,
+                "mlflow_tracking_uri": settings.mlflow_tracking_uri,
+                "artifact_location": settings.mlflow_artifact_root,
+                "extra_tags": {"platform": "mlops_assets"},
+            }
+        ),
+        "model_registry": ModelRegistry(
+            tracking_uri=settings.mlflow_tracking_uri,
+            model_name=settings.model_name,
+            ui_url=settings.mlflow_ui_url,
+        ),
+        "gates": ModelGates(**settings.gate_overrides),
     }
 
 
@@ -41,14 +61,21 @@ def build_definitions(settings: PlatformSettings | None = None) -> dg.Definition
     daily = dg.DailyPartitionsDefinition(start_date=settings.partitions_start)
     ingestion = build_ingestion_assets(daily)
     features = build_feature_assets(daily)
+    training = build_training_assets(daily, settings.training_window_days)
+    registry = build_registry_assets(daily)
     ingestion_job = dg.define_asset_job(
         INGESTION_JOB,
         selection=dg.AssetSelection.groups("ingestion", "features"),
         description="Ingest, validate and featurize one day of loan applications.",
     )
+    training_job = dg.define_asset_job(
+        TRAINING_JOB,
+        selection=dg.AssetSelection.groups("training", "registry"),
+        description="Train on the window ending on the partition, gate, register and maybe promote.",
+    )
     return dg.Definitions(
-        assets=[ingestion, features],
-        jobs=[ingestion_job],
+        assets=[ingestion, features, *training, registry],
+        jobs=[ingestion_job, training_job, rollback_champion],
         schedules=[
             dg.build_schedule_from_partitioned_job(
                 ingestion_job, hour_of_day=1, default_status=dg.DefaultScheduleStatus.STOPPED

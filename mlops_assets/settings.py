@@ -36,6 +36,13 @@ class PlatformSettings:
     invalid_row_share: float
     label_delay_days: int
     as_of: str | None
+    mlflow_tracking_uri: str
+    mlflow_artifact_root: str | None
+    mlflow_experiment: str
+    mlflow_ui_url: str
+    model_name: str
+    training_window_days: int
+    gate_overrides: dict[str, float | str]
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> PlatformSettings:
@@ -57,16 +64,59 @@ class PlatformSettings:
             invalid_row_share=_number(env, "MLOPS_SYNTHETIC_INVALID_ROW_SHARE", "0", float),
             label_delay_days=_number(env, "MLOPS_LABEL_DELAY_DAYS", "0", int),
             as_of=_date(env, "MLOPS_AS_OF", None),
+            mlflow_tracking_uri=env.get(
+                "MLFLOW_TRACKING_URI", f"sqlite:///{home / 'mlflow' / 'mlflow.db'}"
+            ),
+            # Only a local store needs to be told where artifacts go; a tracking server decides itself.
+            mlflow_artifact_root=env.get("MLOPS_MLFLOW_ARTIFACT_ROOT")
+            or (None if "MLFLOW_TRACKING_URI" in env else (home / "mlflow" / "artifacts").as_uri()),
+            mlflow_experiment=env.get("MLOPS_MLFLOW_EXPERIMENT", "loan-default"),
+            mlflow_ui_url=env.get("MLOPS_MLFLOW_UI_URL", "")
+            or _default_ui_url(env.get("MLFLOW_TRACKING_URI")),
+            model_name=env.get("MLOPS_MODEL_NAME", "loan-default-classifier"),
+            training_window_days=_number(env, "MLOPS_TRAINING_WINDOW_DAYS", "30", int),
+            gate_overrides=_gate_overrides(env),
         )
         if settings.source == "files" and not settings.source_url:
             raise SettingsError(
                 "MLOPS_SOURCE=files needs MLOPS_SOURCE_URL (a folder or fsspec URL)"
             )
+        if settings.training_window_days < 1:
+            raise SettingsError("MLOPS_TRAINING_WINDOW_DAYS must be at least 1")
         if settings.drift_scenario != "none" and not settings.drift_start:
             raise SettingsError(
                 f"MLOPS_DRIFT_SCENARIO={settings.drift_scenario} needs MLOPS_DRIFT_START (YYYY-MM-DD)"
             )
         return settings
+
+
+# MLOPS_GATE_<FIELD> overrides a field of `ModelGates`; unset ones keep the documented default.
+_GATE_VARIABLES = {
+    "MLOPS_GATE_MIN_ROC_AUC": ("min_roc_auc", float),
+    "MLOPS_GATE_MIN_ABSOLUTE_CHANGE": ("min_absolute_change", float),
+    "MLOPS_GATE_MIN_RELATIVE_CHANGE": ("min_relative_change", float),
+    "MLOPS_GATE_BIAS_COLUMN": ("bias_column", str),
+    "MLOPS_GATE_BIAS_METRIC": ("bias_metric", str),
+    "MLOPS_GATE_MAX_BIAS_GAP": ("max_bias_gap", float),
+    "MLOPS_GATE_DECISION_THRESHOLD": ("decision_threshold", float),
+}
+
+
+def _gate_overrides(env: Mapping[str, str]) -> dict[str, float | str]:
+    overrides: dict[str, float | str] = {}
+    for variable, (field, kind) in _GATE_VARIABLES.items():
+        if variable in env:
+            overrides[field] = (
+                _number(env, variable, env[variable], kind) if kind is float else env[variable]
+            )
+    return overrides
+
+
+def _default_ui_url(tracking_uri: str | None) -> str:
+    """A tracking server serves its own UI; a local store is browsed with `mlflow ui` on port 5000."""
+    if tracking_uri and tracking_uri.startswith(("http://", "https://")):
+        return tracking_uri.rstrip("/")
+    return "http://127.0.0.1:5000"
 
 
 def _choice(env: Mapping[str, str], name: str, default: str, allowed: tuple[str, ...]) -> str:

@@ -3,7 +3,8 @@
 import dagster as dg
 import pytest
 
-from mlops_assets.definitions import INGESTION_JOB, build_definitions
+from mlops_assets.definitions import INGESTION_JOB, TRAINING_JOB, build_definitions
+from mlops_assets.registry.rollback import ROLLBACK_JOB
 from mlops_assets.settings import PlatformSettings, SettingsError
 from mlops_assets.sources import FileLoanSource, SyntheticLoanSource
 from mlops_assets_tests.conftest import make_settings
@@ -13,6 +14,17 @@ EXPECTED_ASSETS = {
     "raw_loan_applications": "ingestion",
     "rejected_loan_applications": "ingestion",
     "loan_features": "features",
+    "training_set": "training",
+    "trained_model": "training",
+    "registered_model_version": "registry",
+}
+EXPECTED_CHECKS = {
+    "accepted_rows_match_contract",
+    "row_count_at_least_minimum",
+    "rejected_share_below_limit",
+    "quality_floor",
+    "challenger_not_worse_than_champion",
+    "bias_gap_within_limit",
 }
 
 
@@ -21,12 +33,9 @@ def test_definitions_load_with_the_expected_assets_and_groups(defs: dg.Definitio
     groups = {key.to_user_string(): graph.get(key).group_name for key in graph.get_all_asset_keys()}
     assert groups == EXPECTED_ASSETS
     checks = {key.name for key in graph.asset_check_keys}
-    assert checks == {
-        "accepted_rows_match_contract",
-        "row_count_at_least_minimum",
-        "rejected_share_below_limit",
-    }
-    assert isinstance(defs.resolve_job_def(INGESTION_JOB), dg.JobDefinition)
+    assert checks == EXPECTED_CHECKS
+    for job in (INGESTION_JOB, TRAINING_JOB, ROLLBACK_JOB):
+        assert isinstance(defs.resolve_job_def(job), dg.JobDefinition)
     spec = graph.get(dg.AssetKey("loan_features"))
     assert spec.partitions_def == dg.DailyPartitionsDefinition(start_date="2026-01-01")
     assert "dagster/column_schema" in spec.metadata

@@ -36,7 +36,12 @@ def materialize(
     defs = build_definitions(make_settings(tmp_path / "home"))
     return dg.materialize(
         defs.assets,
-        resources={"io_manager": ParquetIOManager(base_path=str(storage)), "loan_source": source},
+        selection=dg.AssetSelection.groups("ingestion", "features"),
+        resources={
+            **defs.resources,
+            "io_manager": ParquetIOManager(base_path=str(storage)),
+            "loan_source": source,
+        },
         partition_key=DAY,
         instance=instance,
         raise_on_error=False,

@@ -1,0 +1,291 @@
+"""MLflow: experiment tracking through dagster-mlflow, and the Model Registry with alias history.
+
+`mlflow_tracking_resource` is dagster-mlflow's `mlflow_tracking` with three things it cannot do
+itself: fail fast with a clear error when the tracking server does not answer (MLflow's own HTTP
+retries would hang a step for minutes), start on first use so that the step's retry policy covers
+an outage, and create the experiment with an explicit artifact location on a local store
+(otherwise artifacts land in `./mlruns` of whatever directory the step process runs in). mlflow is imported inside functions: it takes seconds to import, and
+every step process and sensor tick loads this code location.
+"""
+
+from __future__ import annotations
+
+import json
+import urllib.error
+import urllib.request
+import warnings
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import dagster as dg
+from pydantic import Field
+
+if TYPE_CHECKING:
+    from mlflow.entities.model_registry import ModelVersion
+    from mlflow.tracking import MlflowClient
+
+CHAMPION = "champion"
+HISTORY_TAG = "champion_history"
+_MAX_TAG_CHARS = 4_900  # MLflow caps tag values at 5000 characters
+
+
+class MlflowUnavailableError(Exception):
+    """The MLflow tracking server did not answer."""
+
+
+class RegistryError(Exception):
+    """A registry operation was refused (unknown version, nothing to roll back to)."""
+
+
+def check_reachable(tracking_uri: str, timeout_seconds: float = 5.0) -> None:
+    """Raise `MlflowUnavailableError` naming the URI unless the tracking store can be used."""
+    if tracking_uri.startswith(("http://", "https://")):
+        try:
+            with urllib.request.urlopen(
+                f"{tracking_uri.rstrip('/')}/health", timeout=timeout_seconds
+            ):
+                return
+        except (urllib.error.URLError, OSError) as error:
+            reason = getattr(error, "reason", error)
+            raise MlflowUnavailableError(
+                f"MLflow tracking server {tracking_uri} is unreachable ({reason}); "
+                "check MLFLOW_TRACKING_URI and that the server is running"
+            ) from error
+    elif tracking_uri.startswith("sqlite:///"):
+        Path(tracking_uri.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+
+
+def prepare_experiment(tracking_uri: str, name: str, artifact_location: str | None) -> str:
+    """Create the experiment (with its artifact location) unless it exists; returns its id."""
+    from mlflow.exceptions import MlflowException
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(tracking_uri=tracking_uri)
+    experiment = client.get_experiment_by_name(name)
+    if experiment is not None:
+        return experiment.experiment_id
+    try:
+        return client.create_experiment(name, artifact_location=artifact_location)
+    except MlflowException:  # created concurrently by another step process
+        experiment = client.get_experiment_by_name(name)
+        if experiment is None:
+            raise
+        return experiment.experiment_id
+
+
+class DeferredMlflowTracking:
+    """dagster-mlflow's `MlFlow`, created on first use inside the step rather than at resource init.
+
+    Resource initialization runs before the step's retry policy applies, so a tracking-server
+    outage there fails the run at once. Deferred, it fails the step, which is then retried.
+    """
+
+    def __init__(self, context: dg.InitResourceContext) -> None:
+        self._context = context
+        self._resource: Any = None  # dagster-mlflow's resource generator, once started
+        self._tracking: Any = None
+
+    def __getattr__(self, name: str) -> Any:
+        if self._tracking is None:
+            config = self._context.resource_config
+            check_reachable(config["mlflow_tracking_uri"])
+            prepare_experiment(
+                config["mlflow_tracking_uri"],
+                config["experiment_name"],
+                config.get("artifact_location"),
+            )
+            with warnings.catch_warnings():  # dagster-mlflow is marked beta
+                warnings.simplefilter("ignore", category=dg.BetaWarning)
+                from dagster_mlflow import mlflow_tracking
+
+                self._resource = mlflow_tracking.resource_fn(self._context)
+                self._tracking = next(self._resource)
+        return getattr(self._tracking, name)
+
+    def teardown(self) -> None:
+        """Run dagster-mlflow's own teardown (it ends the MLflow run as failed on an error)."""
+        if self._resource is not None:
+            next(self._resource, None)
+
+
+@dg.resource(
+    config_schema={
+        "experiment_name": dg.Field(dg.StringSource, description="MLflow experiment name"),
+        "mlflow_tracking_uri": dg.Field(dg.StringSource, description="MLflow tracking URI"),
+        "artifact_location": dg.Field(
+            dg.Noneable(dg.StringSource),
+            default_value=None,
+            is_required=False,
+            description="Artifact location for a new experiment (local stores only)",
+        ),
+        "extra_tags": dg.Field(dg.Permissive(), description="Tags added to every MLflow run"),
+    },
+    description="dagster-mlflow's mlflow_tracking (one MLflow run per Dagster run), started on first use",
+)
+def mlflow_tracking_resource(context: dg.InitResourceContext) -> Iterator[DeferredMlflowTracking]:
+    tracking = DeferredMlflowTracking(context)
+    try:
+        yield tracking
+    finally:
+        tracking.teardown()
+
+
+@dataclass(frozen=True)
+class AliasMove:
+    """One move of the champion alias: the record kept in the registry and shown in the UI."""
+
+    previous_version: str | None
+    new_version: str
+    reason: str
+    dagster_run_id: str
+    moved_at: str
+    moved: bool = True
+
+
+class ModelRegistry(dg.ConfigurableResource):
+    """The MLflow Model Registry for one registered model, with a recorded `champion` alias."""
+
+    tracking_uri: str = Field(description="MLflow tracking (and registry) URI")
+    model_name: str = Field(description="Registered model name")
+    ui_url: str = Field(
+        default="http://127.0.0.1:5000", description="Where the MLflow UI is served"
+    )
+
+    def client(self) -> MlflowClient:
+        import mlflow
+        from mlflow.tracking import MlflowClient
+
+        check_reachable(self.tracking_uri)
+        mlflow.set_tracking_uri(self.tracking_uri)  # model URIs (models:/...) resolve through it
+        return MlflowClient(tracking_uri=self.tracking_uri, registry_uri=self.tracking_uri)
+
+    def champion(self) -> ModelVersion | None:
+        """The version the `champion` alias points to, or None before the first promotion."""
+        from mlflow.exceptions import MlflowException
+
+        try:
+            return self.client().get_model_version_by_alias(self.model_name, CHAMPION)
+        except MlflowException as error:
+            if error.error_code in (
+                "RESOURCE_DOES_NOT_EXIST",
+                "INVALID_PARAMETER_VALUE",
+                "NOT_FOUND",
+            ):
+                return None
+            raise
+
+    def load_model(self, model_uri: str) -> Any:
+        """The scikit-learn pipeline behind a model URI (runs:/, models:/name@alias, models:/id)."""
+        import mlflow.sklearn
+
+        self.client()
+        return mlflow.sklearn.load_model(model_uri)
+
+    def register(
+        self, model_uri: str, run_id: str, model_id: str | None, tags: dict[str, str]
+    ) -> ModelVersion:
+        """Register the model logged by `run_id`; a retry finds the version made by an earlier try."""
+        from mlflow.exceptions import MlflowException
+
+        client = self.client()
+        try:
+            client.create_registered_model(self.model_name, description="Loan default classifier")
+        except MlflowException as error:
+            if error.error_code != "RESOURCE_ALREADY_EXISTS":
+                raise
+        existing = client.search_model_versions(f"name='{self.model_name}' and run_id='{run_id}'")
+        if existing:
+            version = existing[0]
+            for key, value in tags.items():
+                client.set_model_version_tag(self.model_name, version.version, key, value)
+            return client.get_model_version(self.model_name, version.version)
+        return client.create_model_version(
+            self.model_name, source=model_uri, run_id=run_id, tags=tags, model_id=model_id
+        )
+
+    def set_version_tags(self, version: str, tags: dict[str, str]) -> None:
+        client = self.client()
+        for key, value in tags.items():
+            client.set_model_version_tag(self.model_name, version, key, value)
+
+    def move_champion(self, version: str, reason: str, dagster_run_id: str) -> AliasMove:
+        """Point `champion` at `version` and record the move (version tags and alias history)."""
+        client = self.client()
+        version = str(version)
+        self.require_version(version)
+        current = self.champion()
+        previous = str(current.version) if current is not None else None
+        now = datetime.now(UTC).isoformat(timespec="seconds")
+        if previous == version:
+            return AliasMove(
+                previous, version, f"already champion; {reason}", dagster_run_id, now, False
+            )
+        client.set_registered_model_alias(self.model_name, CHAMPION, version)
+        move = AliasMove(previous, version, reason, dagster_run_id, now)
+        self.set_version_tags(
+            version,
+            {
+                "champion/promoted_at": now,
+                "champion/previous_version": previous or "none",
+                "champion/reason": reason,
+                "champion/dagster_run_id": dagster_run_id,
+            },
+        )
+        history = [*self.alias_history(), asdict(move)]
+        while len(json.dumps(history)) > _MAX_TAG_CHARS and len(history) > 1:
+            history.pop(0)
+        client.set_registered_model_tag(self.model_name, HISTORY_TAG, json.dumps(history))
+        return move
+
+    def alias_history(self) -> list[dict[str, Any]]:
+        """Recorded champion moves, oldest first (the most recent ones when the history is long)."""
+        from mlflow.exceptions import MlflowException
+
+        try:
+            model = self.client().get_registered_model(self.model_name)
+        except MlflowException as error:
+            if error.error_code == "RESOURCE_DOES_NOT_EXIST":
+                return []
+            raise
+        return json.loads(model.tags.get(HISTORY_TAG, "[]"))
+
+    def require_version(self, version: str) -> ModelVersion:
+        from mlflow.exceptions import MlflowException
+
+        client = self.client()
+        try:
+            return client.get_model_version(self.model_name, str(version))
+        except MlflowException:
+            existing = sorted(
+                int(v.version) for v in client.search_model_versions(f"name='{self.model_name}'")
+            )
+            raise RegistryError(
+                f"Model version {version} of {self.model_name!r} does not exist; "
+                f"existing versions: {', '.join(map(str, existing)) or 'none'}"
+            ) from None
+
+    def rollback(self, to_version: str | None, reason: str, dagster_run_id: str) -> AliasMove:
+        """Re-point `champion` to `to_version`, or to the version it pointed to before the last move."""
+        if to_version is None:
+            current = self.champion()
+            moves = [move for move in self.alias_history() if move["moved"]]
+            if current is None or not moves or moves[-1]["new_version"] != str(current.version):
+                raise RegistryError(
+                    f"No previous champion of {self.model_name!r} to roll back to; name a version"
+                )
+            to_version = moves[-1]["previous_version"]
+            if to_version is None:
+                raise RegistryError(
+                    f"Version {current.version} was the first champion of {self.model_name!r}; "
+                    "there is nothing before it to roll back to"
+                )
+        return self.move_champion(str(to_version), f"rollback: {reason}", dagster_run_id)
+
+    def run_url(self, experiment_id: str, run_id: str) -> str:
+        return f"{self.ui_url}/#/experiments/{experiment_id}/runs/{run_id}"
+
+    def version_url(self, version: str) -> str:
+        return f"{self.ui_url}/#/models/{self.model_name}/versions/{version}"

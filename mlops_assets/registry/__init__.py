@@ -1,0 +1,1 @@
+"""The MLflow Model Registry: registration, the champion alias and rollback."""

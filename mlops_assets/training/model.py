@@ -1,0 +1,104 @@
+"""The model, as plain functions: the training set split, the pipeline, its metrics.
+
+scikit-learn is imported inside the functions so that loading the code location stays fast.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from mlops_assets.contract import LOAN_APPLICATIONS, CategoricalColumn, DataContract
+
+SPLIT = "split"
+TRAIN = "train"
+VALIDATION = "validation"
+
+
+def split_by_time(
+    features: pd.DataFrame, validation_fraction: float, contract: DataContract = LOAN_APPLICATIONS
+) -> pd.DataFrame:
+    """Labelled rows with a `split` column: the latest `validation_fraction` (by event time) validate.
+
+    The cut is a timestamp, so no moment's rows fall on both sides: nothing later than a validation
+    row is ever trained on.
+    """
+    if not 0 < validation_fraction < 1:
+        raise ValueError(f"validation_fraction must be in (0, 1), got {validation_fraction}")
+    labelled = features[features[contract.label_column].notna()]
+    labelled = labelled.sort_values(contract.event_time_column, kind="stable").reset_index(
+        drop=True
+    )
+    if labelled.empty:
+        return labelled.assign(**{SPLIT: pd.Series(dtype=object)})
+    event_time = labelled[contract.event_time_column]
+    cutoff = event_time.quantile(1 - validation_fraction, interpolation="higher")
+    split = np.where(event_time >= cutoff, VALIDATION, TRAIN)
+    return labelled.assign(**{SPLIT: split})
+
+
+def features_and_label(
+    frame: pd.DataFrame, contract: DataContract = LOAN_APPLICATIONS
+) -> tuple[pd.DataFrame, np.ndarray]:
+    return frame[contract.feature_columns], frame[contract.label_column].astype(int).to_numpy()
+
+
+def build_pipeline(params: dict[str, Any], contract: DataContract = LOAN_APPLICATIONS) -> Any:
+    """Preprocessing from the contract's column lists + a histogram gradient-boosting classifier.
+
+    Categories come from the contract, not from the data, so a level absent from a training
+    window still has its column, and an unknown one is ignored rather than failing a prediction.
+    """
+    from sklearn.compose import ColumnTransformer
+    from sklearn.ensemble import HistGradientBoostingClassifier
+    from sklearn.impute import SimpleImputer
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import OneHotEncoder
+
+    levels = [
+        list(column.levels)
+        for name in contract.categorical_features
+        if isinstance(column := contract.column(name), CategoricalColumn)
+    ]
+    preprocess = ColumnTransformer(
+        [
+            (
+                "numeric",
+                SimpleImputer(strategy="median", add_indicator=True),
+                contract.numeric_features,
+            ),
+            (
+                "categorical",
+                OneHotEncoder(categories=levels, handle_unknown="ignore", sparse_output=False),
+                contract.categorical_features,
+            ),
+        ],
+        verbose_feature_names_out=False,
+    )
+    classifier = HistGradientBoostingClassifier(early_stopping=False, **params)
+    return Pipeline([("preprocess", preprocess), ("classifier", classifier)])
+
+
+def default_probability(
+    model: Any, frame: pd.DataFrame, contract: DataContract = LOAN_APPLICATIONS
+) -> np.ndarray:
+    return model.predict_proba(frame[contract.feature_columns])[:, 1]
+
+
+def classification_metrics(labels: np.ndarray, probability: np.ndarray) -> dict[str, float]:
+    """ROC AUC, PR AUC, Brier score and log loss; AUCs are NaN when only one class is present."""
+    from sklearn.metrics import average_precision_score, brier_score_loss, log_loss, roc_auc_score
+
+    both_classes = len(np.unique(labels)) == 2
+    return {
+        "roc_auc": float(roc_auc_score(labels, probability)) if both_classes else float("nan"),
+        "pr_auc": float(average_precision_score(labels, probability))
+        if both_classes
+        else float("nan"),
+        "brier": float(brier_score_loss(labels, probability)),
+        "log_loss": float(log_loss(labels, probability, labels=[0, 1])),
+        "positive_rate": float(np.mean(labels)),
+        "rows": float(len(labels)),
+    }
