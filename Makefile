@@ -9,7 +9,7 @@ export DAGSTER_HOME ?= $(MLOPS_HOME)/dagster
 # The demo feeds a few broken rows so that quarantine has something to show.
 export MLOPS_SYNTHETIC_INVALID_ROW_SHARE ?= 0.002
 
-.PHONY: install demo dev test lint clean dagster-home
+.PHONY: install demo dev mlflow-ui test clean dagster-home
 
 install: $(VENV)/.installed
 
@@ -28,6 +28,9 @@ demo: install dagster-home  ## the main job: the lifecycle for a few days, then 
 
 dev: install dagster-home  ## the Dagster UI (and daemon) on http://127.0.0.1:3000
 	$(BIN)/dagster dev -h 127.0.0.1 -p 3000
+
+mlflow-ui: install  ## the MLflow UI over the local store, on http://127.0.0.1:5000
+	$(BIN)/mlflow ui --backend-store-uri "sqlite:///$(MLOPS_HOME)/mlflow/mlflow.db" --host 127.0.0.1 --port 5000
 
 test: install  ## lint + the whole test suite
 	$(BIN)/ruff check .

@@ -15,7 +15,7 @@ from datetime import date, timedelta
 
 import dagster as dg
 
-from mlops_assets.definitions import INGESTION_JOB, build_definitions
+from mlops_assets.definitions import INGESTION_JOB, TRAINING_JOB, build_definitions
 from mlops_assets.settings import PlatformSettings
 
 
@@ -58,6 +58,32 @@ def run_ingestion(
     return outcomes
 
 
+@dataclass
+class TrainingOutcome:
+    day: str
+    success: bool
+    metadata: dict[str, object]
+    failed_gates: list[str]
+
+
+def run_training(
+    defs: dg.Definitions, instance: dg.DagsterInstance, day: str, log_level: str = "WARNING"
+) -> TrainingOutcome:
+    """Train on the window ending on `day`, gate, register, and promote if every gate passes."""
+    result = defs.resolve_job_def(TRAINING_JOB).execute_in_process(
+        partition_key=day,
+        instance=instance,
+        raise_on_error=False,
+        run_config={"loggers": {"console": {"config": {"log_level": log_level}}}},
+    )
+    metadata: dict[str, object] = {}
+    for node in ("trained_model", "registered_model_version"):
+        for materialization in result.asset_materializations_for_node(node):
+            metadata |= {key: value.value for key, value in materialization.metadata.items()}
+    failed = [e.check_name for e in result.get_asset_check_evaluations() if not e.passed]
+    return TrainingOutcome(day, result.success, metadata, failed)
+
+
 def print_summary(outcomes: list[DayOutcome], settings: PlatformSettings) -> None:
     print("\nday         run  raw    rejected  features  failed checks")
     for outcome in outcomes:
@@ -68,8 +94,25 @@ def print_summary(outcomes: list[DayOutcome], settings: PlatformSettings) -> Non
             f" {counts.get('loan_features', 0):>9}  {', '.join(outcome.failed_checks) or '-'}"
         )
     print(f"\nAsset files:     {settings.storage_url}")
+    print(f"MLflow:          {settings.mlflow_tracking_uri}")
     print(f"Dagster home:    {os.environ.get('DAGSTER_HOME')}")
-    print("Look around:     make dev   (then open http://127.0.0.1:3000)")
+    print("Look around:     make dev   (Dagster UI on http://127.0.0.1:3000)")
+    print(f"                 make mlflow-ui   (MLflow UI on {settings.mlflow_ui_url})")
+
+
+def print_training(outcome: TrainingOutcome) -> None:
+    meta = outcome.metadata
+    print(f"\nmodel as of {outcome.day}: {'ok' if outcome.success else 'FAILED'}")
+    if "validation/roc_auc" in meta:
+        print(
+            f"  validation ROC AUC {meta['validation/roc_auc']:.4f}  (MLflow run {meta['mlflow_run']})"
+        )
+    if "version" in meta:
+        print(
+            f"  registry version {meta['version']}: champion={meta['champion']} ({meta['reason']})"
+        )
+    if outcome.failed_gates:
+        print(f"  failed gates: {', '.join(outcome.failed_gates)}")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -84,10 +127,14 @@ def main(argv: list[str] | None = None) -> int:
     start = date.fromisoformat(args.start or settings.partitions_start)
     days = [(start + timedelta(days=offset)).isoformat() for offset in range(args.days)]
     defs = build_definitions(settings)
+    log_level = "DEBUG" if args.verbose else "WARNING"
     with dg.DagsterInstance.get() as instance:
-        outcomes = run_ingestion(defs, instance, days, "DEBUG" if args.verbose else "WARNING")
+        outcomes = run_ingestion(defs, instance, days, log_level)
+        training = run_training(defs, instance, days[-1], log_level)
     print_summary(outcomes, settings)
-    return 0 if all(outcome.success for outcome in outcomes) else 1
+    print_training(training)
+    happened = all(outcome.success for outcome in outcomes) and training.success
+    return 0 if happened and training.metadata.get("champion") else 1
 
 
 if __name__ == "__main__":

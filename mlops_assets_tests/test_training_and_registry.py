@@ -193,5 +193,5 @@ def test_unreachable_tracking_server_fails_clearly_and_is_retried(
         failures[-1].step_failure_data.error
     )
     restarts = [event for event in result.all_events if event.event_type_value == "STEP_RESTARTED"]
-    assert len(restarts) == 3
+    assert len(restarts) == 4
     assert "registered_model_version" not in materialized(result)

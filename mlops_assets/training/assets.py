@@ -40,7 +40,9 @@ SKOPS_TRUSTED_TYPES = [
     "sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor",
 ]
 # Steps that talk to MLflow retry: a tracking server restarting must not fail the run.
-MLFLOW_RETRY_POLICY = dg.RetryPolicy(max_retries=3, delay=2, backoff=dg.Backoff.EXPONENTIAL)
+MLFLOW_RETRY_POLICY = dg.RetryPolicy(
+    max_retries=4, delay=2, backoff=dg.Backoff.EXPONENTIAL
+)  # ~30 s in all
 
 
 class TrainingSetConfig(dg.Config):

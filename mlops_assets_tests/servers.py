@@ -1,0 +1,79 @@
+"""Real servers for tests, on 127.0.0.1 and free ports, always stopped afterwards."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+BIN = Path(sys.executable).parent
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def wait_until_healthy(
+    url: str, process: subprocess.Popen, log: Path, timeout_seconds: float = 90
+) -> None:
+    deadline = time.monotonic() + timeout_seconds
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(
+                f"{process.args[0]} exited with {process.returncode}:\n{log.read_text()[-3000:]}"
+            )
+        try:
+            with urllib.request.urlopen(url, timeout=2):
+                return
+        except OSError:
+            time.sleep(0.5)
+    raise TimeoutError(
+        f"{url} did not answer within {timeout_seconds}s:\n{log.read_text()[-3000:]}"
+    )
+
+
+@contextmanager
+def running(command: list[str], health_url: str, log: Path) -> Iterator[subprocess.Popen]:
+    with log.open("w") as output:
+        process = subprocess.Popen(
+            command, stdout=output, stderr=subprocess.STDOUT, start_new_session=True
+        )
+    try:
+        wait_until_healthy(health_url, process, log)
+        yield process
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def mlflow_server_command(folder: Path, port: int) -> list[str]:
+    """`mlflow server` with a SQLite backend and proxied artifacts in `folder`."""
+    folder.mkdir(parents=True, exist_ok=True)
+    return [
+        str(BIN / "mlflow"), "server",
+        "--backend-store-uri", f"sqlite:///{folder / 'mlflow.db'}",
+        "--artifacts-destination", str(folder / "artifacts"),
+        "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
+    ]  # fmt: skip
+
+
+@contextmanager
+def mlflow_server(folder: Path, port: int | None = None) -> Iterator[str]:
+    port = port or free_port()
+    with running(
+        mlflow_server_command(folder, port),
+        f"http://127.0.0.1:{port}/health",
+        folder / "server.log",
+    ):
+        yield f"http://127.0.0.1:{port}"
