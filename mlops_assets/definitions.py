@@ -8,6 +8,9 @@ from mlops_assets.features.assets import build_feature_assets
 from mlops_assets.ingestion.assets import build_ingestion_assets
 from mlops_assets.io_manager import ParquetIOManager
 from mlops_assets.mlflow_resources import ModelRegistry, mlflow_tracking_resource
+from mlops_assets.monitoring.assets import build_monitoring_assets
+from mlops_assets.monitoring.policy import RetrainingPolicy
+from mlops_assets.monitoring.sensors import build_retraining_sensor
 from mlops_assets.registry.assets import build_registry_assets
 from mlops_assets.registry.rollback import rollback_champion
 from mlops_assets.settings import PlatformSettings
@@ -16,6 +19,7 @@ from mlops_assets.training.assets import build_training_assets
 from mlops_assets.training.gates import ModelGates
 
 INGESTION_JOB = "ingest_loan_applications_job"
+DAILY_JOB = "daily_lifecycle_job"
 TRAINING_JOB = "train_and_register_job"
 
 
@@ -50,8 +54,14 @@ def build_resources(settings: PlatformSettings) -> dict[str, object]:
             tracking_uri=settings.mlflow_tracking_uri,
             model_name=settings.model_name,
             ui_url=settings.mlflow_ui_url,
+            cache_dir=str(settings.home / "cache"),
         ),
         "gates": ModelGates(**settings.gate_overrides),
+        "retraining_policy": RetrainingPolicy(
+            drift_threshold=settings.drift_threshold,
+            consecutive_partitions=settings.retrain_consecutive,
+            cooldown_hours=settings.retrain_cooldown_hours,
+        ),
     }
 
 
@@ -63,10 +73,16 @@ def build_definitions(settings: PlatformSettings | None = None) -> dg.Definition
     features = build_feature_assets(daily)
     training = build_training_assets(daily, settings.training_window_days)
     registry = build_registry_assets(daily)
+    monitoring = build_monitoring_assets(daily, settings.reports_url)
     ingestion_job = dg.define_asset_job(
         INGESTION_JOB,
         selection=dg.AssetSelection.groups("ingestion", "features"),
         description="Ingest, validate and featurize one day of loan applications.",
+    )
+    daily_job = dg.define_asset_job(
+        DAILY_JOB,
+        selection=dg.AssetSelection.groups("ingestion", "features", "monitoring", "serving"),
+        description="A day's applications: ingest, featurize, check drift, score, measure served model.",
     )
     training_job = dg.define_asset_job(
         TRAINING_JOB,
@@ -74,8 +90,16 @@ def build_definitions(settings: PlatformSettings | None = None) -> dg.Definition
         description="Train on the window ending on the partition, gate, register and maybe promote.",
     )
     return dg.Definitions(
-        assets=[ingestion, features, *training, registry],
-        jobs=[ingestion_job, training_job, rollback_champion],
+        assets=[ingestion, features, *training, registry, *monitoring],
+        jobs=[ingestion_job, daily_job, training_job, rollback_champion],
+        sensors=[
+            build_retraining_sensor(
+                training_job,
+                interval_seconds=settings.sensor_interval_seconds,
+                running=settings.retraining_sensor_running,
+                window_days=settings.training_window_days,
+            )
+        ],
         schedules=[
             dg.build_schedule_from_partitioned_job(
                 ingestion_job, hour_of_day=1, default_status=dg.DefaultScheduleStatus.STOPPED

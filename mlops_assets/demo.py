@@ -1,140 +1,364 @@
-"""The main job: run the lifecycle for a few days on the embedded default and print what happened.
+"""The main job: the whole lifecycle on the embedded default, with the real Dagster daemon.
 
-`make demo` runs it with `DAGSTER_HOME` and `MLOPS_HOME` under the repository, so every run is
-recorded in the local instance and shows up in `dagster dev` afterwards. Exits non-zero unless
-every step of the story happened.
+A week of normal loan applications arrives and a champion is trained, gated and registered. Then
+incomes drop (the `income_drop` drift scenario): the daily drift reports cross the threshold, the
+real `dagster-daemon` evaluates `drift_retraining_sensor`, which launches retraining; a new champion
+is registered and later drift reports, compared against its training data, fall back under the
+threshold. Days are fed one at a time: each waits for the sensor to look at its drift report and
+for any retraining it launched to finish. Exits 0 only if that story happened.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import subprocess
 import sys
-from dataclasses import dataclass
+import time
+from dataclasses import dataclass, field
 from datetime import date, timedelta
+from pathlib import Path
 
 import dagster as dg
 
-from mlops_assets.definitions import INGESTION_JOB, TRAINING_JOB, build_definitions
+from mlops_assets.definitions import DAILY_JOB, INGESTION_JOB, TRAINING_JOB, build_definitions
+from mlops_assets.monitoring.sensors import RETRAINING_SENSOR, TRIGGER_TAG
 from mlops_assets.settings import PlatformSettings
 
-
-@dataclass
-class DayOutcome:
-    day: str
-    success: bool
-    row_counts: dict[str, int]
-    failed_checks: list[str]
-
-
-def run_ingestion(
-    defs: dg.Definitions, instance: dg.DagsterInstance, days: list[str], log_level: str = "WARNING"
-) -> list[DayOutcome]:
-    """Materialize ingestion and features for each day, in order, recording runs in `instance`."""
-    job = defs.resolve_job_def(INGESTION_JOB)
-    outcomes = []
-    for day in days:
-        result = job.execute_in_process(
-            partition_key=day,
-            instance=instance,
-            raise_on_error=False,
-            run_config={"loggers": {"console": {"config": {"log_level": log_level}}}},
-        )
-        row_counts = {
-            materialization.asset_key.to_user_string(): int(
-                materialization.metadata["dagster/row_count"].value
-            )
-            for materialization in result.asset_materializations_for_node(
-                "ingest_loan_applications"
-            )
-            + result.asset_materializations_for_node("loan_features")
-        }
-        failed = [
-            f"{evaluation.asset_key.to_user_string()}:{evaluation.check_name}"
-            for evaluation in result.get_asset_check_evaluations()
-            if not evaluation.passed
-        ]
-        outcomes.append(DayOutcome(day, result.success, row_counts, failed))
-    return outcomes
+FINISHED = {dg.DagsterRunStatus.SUCCESS, dg.DagsterRunStatus.FAILURE, dg.DagsterRunStatus.CANCELED}
+WARM_UP_DAYS = 7  # normal days before the first champion
+DRIFT_AFTER_DAYS = 10  # the scenario starts on day 11
+# The story's settings; anything already set in the environment wins.
+DEMO_ENVIRONMENT = {
+    "MLOPS_DRIFT_SCENARIO": "income_drop",
+    "MLOPS_RETRAIN_CONSECUTIVE": "3",
+    "MLOPS_SENSOR_INTERVAL_SECONDS": "5",
+    "MLOPS_RETRAINING_SENSOR": "running",
+}
 
 
 @dataclass
-class TrainingOutcome:
+class Day:
     day: str
     success: bool
-    metadata: dict[str, object]
-    failed_gates: list[str]
+    row_counts: dict[str, int] = field(default_factory=dict)
+    failed_checks: list[str] = field(default_factory=list)
+    drift_share: float | None = None
+    reference_version: str | None = None
+    served_version: str | None = None
+    served_roc_auc: float | None = None
+    oracle_roc_auc: float | None = None
+    retraining: list[Retraining] = field(default_factory=list)
 
 
-def run_training(
-    defs: dg.Definitions, instance: dg.DagsterInstance, day: str, log_level: str = "WARNING"
-) -> TrainingOutcome:
-    """Train on the window ending on `day`, gate, register, and promote if every gate passes."""
-    result = defs.resolve_job_def(TRAINING_JOB).execute_in_process(
+@dataclass
+class Retraining:
+    run_id: str
+    trigger: str
+    status: str
+    since: str
+    version: str | None
+    promoted: bool
+    reason: str
+
+
+def run_job(defs: dg.Definitions, instance: dg.DagsterInstance, job: str, day: str, log_level: str):
+    return defs.resolve_job_def(job).execute_in_process(
         partition_key=day,
         instance=instance,
         raise_on_error=False,
         run_config={"loggers": {"console": {"config": {"log_level": log_level}}}},
     )
-    metadata: dict[str, object] = {}
-    for node in ("trained_model", "registered_model_version"):
-        for materialization in result.asset_materializations_for_node(node):
-            metadata |= {key: value.value for key, value in materialization.metadata.items()}
-    failed = [e.check_name for e in result.get_asset_check_evaluations() if not e.passed]
-    return TrainingOutcome(day, result.success, metadata, failed)
 
 
-def print_summary(outcomes: list[DayOutcome], settings: PlatformSettings) -> None:
-    print("\nday         run  raw    rejected  features  failed checks")
-    for outcome in outcomes:
-        counts = outcome.row_counts
-        print(
-            f"{outcome.day}  {'ok ' if outcome.success else 'FAIL'} "
-            f"{counts.get('raw_loan_applications', 0):>6} {counts.get('rejected_loan_applications', 0):>9}"
-            f" {counts.get('loan_features', 0):>9}  {', '.join(outcome.failed_checks) or '-'}"
+def materialized_metadata(result: dg.ExecuteInProcessResult) -> dict[str, dict[str, object]]:
+    metadata: dict[str, dict[str, object]] = {}
+    for event in result.get_asset_materialization_events():
+        materialization = event.event_specific_data.materialization
+        metadata[materialization.asset_key.to_user_string()] = {
+            key: value.value for key, value in materialization.metadata.items()
+        }
+    return metadata
+
+
+def day_outcome(day: str, result: dg.ExecuteInProcessResult, settings: PlatformSettings) -> Day:
+    metadata = materialized_metadata(result)
+    outcome = Day(
+        day,
+        result.success,
+        row_counts={
+            asset: int(meta["dagster/row_count"])
+            for asset, meta in metadata.items()
+            if "dagster/row_count" in meta
+        },
+        failed_checks=[e.check_name for e in result.get_asset_check_evaluations() if not e.passed],
+    )
+    if "drift_report" in metadata:
+        outcome.drift_share = float(metadata["drift_report"]["drift_share"])
+        outcome.reference_version = str(metadata["drift_report"]["reference_version"])
+    if "model_performance" in metadata:
+        outcome.served_version = str(metadata["model_performance"]["model_version"])
+        outcome.served_roc_auc = float(metadata["model_performance"]["roc_auc"])
+        outcome.oracle_roc_auc = oracle_roc_auc(settings, day)
+    return outcome
+
+
+def oracle_roc_auc(settings: PlatformSettings, day: str) -> float | None:
+    """The best ROC AUC any model could reach on the day's accepted rows (synthetic source only)."""
+    if settings.source != "synthetic":
+        return None
+    import pandas as pd
+    from sklearn.metrics import roc_auc_score
+
+    from mlops_assets.definitions import build_source
+
+    features = pd.read_parquet(Path(settings.storage_url) / "loan_features" / f"{day}.parquet")
+    labelled = features[features["defaulted"].notna()]
+    generator = build_source(settings).generator
+    return float(
+        roc_auc_score(
+            labelled["defaulted"].astype(int), generator.true_default_probability(labelled)
         )
-    print(f"\nAsset files:     {settings.storage_url}")
-    print(f"MLflow:          {settings.mlflow_tracking_uri}")
+    )
+
+
+def start_daemon(log: Path) -> subprocess.Popen:
+    log.parent.mkdir(parents=True, exist_ok=True)
+    daemon = Path(sys.executable).parent / "dagster-daemon"
+    with log.open("w") as output:
+        return subprocess.Popen(
+            [str(daemon), "run", "-m", "mlops_assets"],
+            stdout=output,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+
+
+def stop(process: subprocess.Popen) -> None:
+    process.terminate()
+    try:
+        process.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
+def wait_for_sensor_tick(
+    instance: dg.DagsterInstance,
+    after: float,
+    daemon: subprocess.Popen,
+    log: Path,
+    timeout: float = 180,
+) -> None:
+    """Block until the daemon has finished a tick of the sensor that started after `after`."""
+    from dagster._core.definitions.run_request import InstigatorType
+    from dagster._core.scheduler.instigation import TickStatus
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if daemon.poll() is not None:
+            raise RuntimeError(f"dagster-daemon exited ({daemon.returncode}); see {log}")
+        for state in instance.all_instigator_state(instigator_type=InstigatorType.SENSOR):
+            if state.instigator_name != RETRAINING_SENSOR:
+                continue
+            ticks = instance.get_ticks(state.instigator_origin_id, state.selector_id, limit=1)
+            if ticks and ticks[0].timestamp > after and ticks[0].status != TickStatus.STARTED:
+                if ticks[0].status == TickStatus.FAILURE:
+                    raise RuntimeError(f"{RETRAINING_SENSOR} failed: {ticks[0].error}")
+                return
+        time.sleep(1)
+    raise TimeoutError(f"{RETRAINING_SENSOR} did not tick within {timeout:.0f}s; see {log}")
+
+
+def wait_for_retraining(
+    instance: dg.DagsterInstance, day: str, timeout: float = 900
+) -> list[Retraining]:
+    """The retraining runs the sensor launched for `day`'s drift report, once they have finished."""
+    deadline = time.monotonic() + timeout
+    runs = instance.get_runs(dg.RunsFilter(tags={"mlops/drift_partition": day}))
+    while any(run.status not in FINISHED for run in runs):
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"retraining for {day} did not finish within {timeout:.0f}s")
+        time.sleep(2)
+        runs = instance.get_runs(dg.RunsFilter(tags={"mlops/drift_partition": day}))
+    return [retraining_outcome(instance, run) for run in runs]
+
+
+def retraining_outcome(instance: dg.DagsterInstance, run: dg.DagsterRun) -> Retraining:
+    """What a training run did, read from its own events: the registry version, or the failed gates."""
+    version, promoted, reason = None, False, "registry step did not run"
+    failed_gates = []
+    for entry in instance.all_logs(run.run_id):
+        event = entry.dagster_event
+        if event is None:
+            continue
+        if event.event_type == dg.DagsterEventType.ASSET_CHECK_EVALUATION:
+            evaluation = event.event_specific_data
+            if not evaluation.passed:
+                failed_gates.append(evaluation.check_name)
+        elif event.event_type == dg.DagsterEventType.ASSET_MATERIALIZATION:
+            materialization = event.event_specific_data.materialization
+            if materialization.asset_key == dg.AssetKey("registered_model_version"):
+                meta = materialization.metadata
+                version, promoted = str(meta["version"].value), bool(meta["champion"].value)
+                reason = str(meta["reason"].value)
+    if version is None and failed_gates:
+        reason = f"not promoted, gate(s) failed: {', '.join(failed_gates)}"
+    return Retraining(
+        run.run_id,
+        run.tags.get(TRIGGER_TAG, "manual"),
+        run.status.value,
+        run.tags.get("mlops/training_since", ""),
+        version,
+        promoted,
+        reason,
+    )
+
+
+def story_problems(
+    days: list[Day], first_champion: Retraining | None, threshold: float, drift_start: str
+) -> list[str]:
+    """What, if anything, kept the story from happening."""
+    problems = []
+    if first_champion is None or not first_champion.promoted:
+        problems.append("no first champion was promoted")
+    monitored = [d for d in days if d.drift_share is not None]
+    before = [d for d in monitored if d.day < drift_start]
+    after = [d for d in monitored if d.day >= drift_start]
+    if any(d.drift_share > threshold for d in before):
+        problems.append("drift was reported before the scenario started")
+    crossed = next((d for d in after if d.drift_share > threshold), None)
+    if crossed is None:
+        problems.append(f"no drift report crossed {threshold} after {drift_start}")
+    promoted = next(
+        (r for d in days for r in d.retraining if r.trigger == "drift" and r.promoted), None
+    )
+    if promoted is None:
+        problems.append("the sensor did not launch a retraining that promoted a new champion")
+    else:
+        recovered = [d for d in monitored if d.reference_version == promoted.version]
+        if not recovered:
+            problems.append("no drift report compared against the new champion")
+        elif any(d.drift_share > threshold for d in recovered):
+            problems.append("drift against the new champion stayed above the threshold")
+    if not all(d.success for d in days):
+        problems.append("a daily run failed")
+    return problems
+
+
+def print_story(
+    days: list[Day], first: Retraining | None, settings: PlatformSettings, problems: list[str]
+) -> None:
+    print("\nday         raw   rejected  drift share  reference  served  served AUC  oracle AUC")
+    for d in days:
+        share = (
+            "-"
+            if d.drift_share is None
+            else f"{d.drift_share:.3f}{' !' if d.drift_share > settings.drift_threshold else '  '}"
+        )
+        auc = "-" if d.served_roc_auc is None else f"{d.served_roc_auc:.4f}"
+        oracle = "-" if d.oracle_roc_auc is None else f"{d.oracle_roc_auc:.4f}"
+        print(
+            f"{d.day}  {d.row_counts.get('raw_loan_applications', 0):>5} {d.row_counts.get('rejected_loan_applications', 0):>8}"
+            f"  {share:>11}  {d.reference_version or '-':>9}  {d.served_version or '-':>6}  {auc:>10}  {oracle:>10}"
+            + ("" if d.success else "  RUN FAILED")
+        )
+        if d.day == days[min(WARM_UP_DAYS, len(days)) - 1].day and first is not None:
+            print(
+                f"            -> champion trained as of {d.day}: v{first.version} ({first.reason})"
+            )
+        for r in d.retraining:
+            outcome = (
+                f"v{r.version} champion"
+                if r.promoted
+                else (f"v{r.version} registered, not champion" if r.version else "no version")
+            )
+            print(
+                f"            -> sensor launched retraining on data since {r.since}: {r.status}, {outcome}: {r.reason}"
+            )
+    print(
+        f"\nDrift scenario:  {settings.drift_scenario} from {settings.drift_start} (threshold {settings.drift_threshold})"
+    )
+    print(f"Drift reports:   {settings.reports_url}/drift_report/<day>.html")
+    print(f"Asset files:     {settings.storage_url}")
+    print(f"MLflow store:    {settings.mlflow_tracking_uri}")
     print(f"Dagster home:    {os.environ.get('DAGSTER_HOME')}")
-    print("Look around:     make dev   (Dagster UI on http://127.0.0.1:3000)")
-    print(f"                 make mlflow-ui   (MLflow UI on {settings.mlflow_ui_url})")
-
-
-def print_training(outcome: TrainingOutcome) -> None:
-    meta = outcome.metadata
-    print(f"\nmodel as of {outcome.day}: {'ok' if outcome.success else 'FAILED'}")
-    if "validation/roc_auc" in meta:
-        print(
-            f"  validation ROC AUC {meta['validation/roc_auc']:.4f}  (MLflow run {meta['mlflow_run']})"
-        )
-    if "version" in meta:
-        print(
-            f"  registry version {meta['version']}: champion={meta['champion']} ({meta['reason']})"
-        )
-    if outcome.failed_gates:
-        print(f"  failed gates: {', '.join(outcome.failed_gates)}")
+    print("Look around:     make dev         Dagster UI on http://127.0.0.1:3000")
+    print(f"                 make mlflow-ui   MLflow UI on {settings.mlflow_ui_url}")
+    print("\nStory complete." if not problems else "\nSTORY INCOMPLETE: " + "; ".join(problems))
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--days", type=int, default=5, help="how many daily partitions to run")
+    parser.add_argument(
+        "--days", type=int, default=16, help="days to simulate (at least 14 for the story)"
+    )
     parser.add_argument("--start", help="first day (default: MLOPS_PARTITIONS_START)")
+    parser.add_argument(
+        "--ui", action="store_true", help="afterwards, keep `dagster dev` running to look around"
+    )
     parser.add_argument("--verbose", action="store_true", help="show every Dagster event")
     args = parser.parse_args(argv)
     if not os.environ.get("DAGSTER_HOME"):
-        parser.error("DAGSTER_HOME is not set: run through `make demo`, or export it to a folder")
+        parser.error(
+            "DAGSTER_HOME is not set: run through `make demo`, or export it to a folder with dagster.yaml"
+        )
+    if args.days < WARM_UP_DAYS + 4:
+        parser.error(f"--days must be at least {WARM_UP_DAYS + 4}")
+    start = date.fromisoformat(args.start or PlatformSettings.from_env().partitions_start)
+    for name, value in {
+        **DEMO_ENVIRONMENT,
+        "MLOPS_DRIFT_START": (start + timedelta(days=DRIFT_AFTER_DAYS)).isoformat(),
+    }.items():
+        os.environ.setdefault(name, value)
     settings = PlatformSettings.from_env()
-    start = date.fromisoformat(args.start or settings.partitions_start)
-    days = [(start + timedelta(days=offset)).isoformat() for offset in range(args.days)]
     defs = build_definitions(settings)
-    log_level = "DEBUG" if args.verbose else "WARNING"
+    log_level = "DEBUG" if args.verbose else "ERROR"
+    days = [(start + timedelta(days=offset)).isoformat() for offset in range(args.days)]
+    daemon_log = settings.home / "logs" / "daemon.log"
+    outcomes: list[Day] = []
+    first: Retraining | None = None
     with dg.DagsterInstance.get() as instance:
-        outcomes = run_ingestion(defs, instance, days, log_level)
-        training = run_training(defs, instance, days[-1], log_level)
-    print_summary(outcomes, settings)
-    print_training(training)
-    happened = all(outcome.success for outcome in outcomes) and training.success
-    return 0 if happened and training.metadata.get("champion") else 1
+        daemon = start_daemon(daemon_log)
+        try:
+            for day in days[:WARM_UP_DAYS]:
+                print(f"{day}: ingesting", flush=True)
+                outcomes.append(
+                    day_outcome(
+                        day, run_job(defs, instance, INGESTION_JOB, day, log_level), settings
+                    )
+                )
+            print(f"{days[WARM_UP_DAYS - 1]}: training the first champion", flush=True)
+            training = run_job(defs, instance, TRAINING_JOB, days[WARM_UP_DAYS - 1], log_level)
+            first = retraining_outcome(instance, instance.get_run_by_id(training.run_id))
+            for day in days[WARM_UP_DAYS:]:
+                print(f"{day}: ingesting, checking drift, scoring", flush=True)
+                result = run_job(defs, instance, DAILY_JOB, day, log_level)
+                reported_at = time.time()
+                outcome = day_outcome(day, result, settings)
+                outcomes.append(outcome)
+                wait_for_sensor_tick(instance, reported_at, daemon, daemon_log)
+                outcome.retraining = wait_for_retraining(instance, day)
+        finally:
+            stop(daemon)
+    problems = story_problems(
+        outcomes, first, settings.drift_threshold, settings.drift_start or days[-1]
+    )
+    print_story(outcomes, first, settings, problems)
+    if args.ui:
+        subprocess.run(
+            [
+                str(Path(sys.executable).parent / "dagster"),
+                "dev",
+                "-m",
+                "mlops_assets",
+                "-h",
+                "127.0.0.1",
+                "-p",
+                "3000",
+            ]
+        )
+    return 0 if not problems else 1
 
 
 if __name__ == "__main__":

@@ -11,6 +11,8 @@ every step process and sensor tick loads this code location.
 from __future__ import annotations
 
 import json
+import os
+import tempfile
 import urllib.error
 import urllib.request
 import warnings
@@ -21,6 +23,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import dagster as dg
+import pandas as pd
 from pydantic import Field
 
 if TYPE_CHECKING:
@@ -29,6 +32,8 @@ if TYPE_CHECKING:
 
 CHAMPION = "champion"
 HISTORY_TAG = "champion_history"
+# Training features logged with every model: what drift reports compare against.
+REFERENCE_ARTIFACT = "reference/features.parquet"
 _MAX_TAG_CHARS = 4_900  # MLflow caps tag values at 5000 characters
 
 
@@ -153,6 +158,7 @@ class ModelRegistry(dg.ConfigurableResource):
     ui_url: str = Field(
         default="http://127.0.0.1:5000", description="Where the MLflow UI is served"
     )
+    cache_dir: str = Field(description="Local cache of downloaded reference data (safe to delete)")
 
     def client(self) -> MlflowClient:
         import mlflow
@@ -183,6 +189,44 @@ class ModelRegistry(dg.ConfigurableResource):
 
         self.client()
         return mlflow.sklearn.load_model(model_uri)
+
+    def load_reference(self, version: ModelVersion) -> pd.DataFrame:
+        """The training features logged with `version`'s model, downloaded once per model run."""
+        import mlflow.artifacts
+
+        cached = Path(self.cache_dir) / "references" / f"{version.run_id}.parquet"
+        if not cached.exists():
+            self.client()
+            cached.parent.mkdir(parents=True, exist_ok=True)
+            with tempfile.TemporaryDirectory(dir=cached.parent) as folder:
+                downloaded = mlflow.artifacts.download_artifacts(
+                    run_id=version.run_id, artifact_path=REFERENCE_ARTIFACT, dst_path=folder
+                )
+                os.replace(
+                    downloaded, cached
+                )  # a complete file or none, even with concurrent steps
+        return pd.read_parquet(cached)
+
+    def champion_and_model(self) -> tuple[ModelVersion | None, Any | None]:
+        """The champion version and its model, or (None, None) before the first promotion."""
+        champion = self.champion()
+        if champion is None:
+            return None, None
+        return champion, self.load_model(f"models:/{self.model_name}/{champion.version}")
+
+    def require_champion(self) -> ModelVersion:
+        """The champion version; a clear error before the first promotion."""
+        champion = self.champion()
+        if champion is None:
+            raise RegistryError(
+                f"No {CHAMPION!r} version of {self.model_name!r} yet: materialize the training and "
+                "registry assets (train_and_register_job) first"
+            )
+        return champion
+
+    def load_champion(self) -> tuple[ModelVersion, Any]:
+        champion = self.require_champion()
+        return champion, self.load_model(f"models:/{self.model_name}/{champion.version}")
 
     def register(
         self, model_uri: str, run_id: str, model_id: str | None, tags: dict[str, str]

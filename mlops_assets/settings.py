@@ -43,6 +43,12 @@ class PlatformSettings:
     model_name: str
     training_window_days: int
     gate_overrides: dict[str, float | str]
+    reports_url: str
+    drift_threshold: float
+    retrain_consecutive: int
+    retrain_cooldown_hours: float
+    sensor_interval_seconds: int
+    retraining_sensor_running: bool
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> PlatformSettings:
@@ -76,11 +82,26 @@ class PlatformSettings:
             model_name=env.get("MLOPS_MODEL_NAME", "loan-default-classifier"),
             training_window_days=_number(env, "MLOPS_TRAINING_WINDOW_DAYS", "30", int),
             gate_overrides=_gate_overrides(env),
+            reports_url=env.get("MLOPS_REPORTS_URL", str(home / "reports")),
+            drift_threshold=_number(env, "MLOPS_DRIFT_THRESHOLD", "0.2", float),
+            retrain_consecutive=_number(env, "MLOPS_RETRAIN_CONSECUTIVE", "1", int),
+            retrain_cooldown_hours=_number(env, "MLOPS_RETRAIN_COOLDOWN_HOURS", "0", float),
+            sensor_interval_seconds=_number(env, "MLOPS_SENSOR_INTERVAL_SECONDS", "30", int),
+            retraining_sensor_running=_choice(
+                env, "MLOPS_RETRAINING_SENSOR", "stopped", ("running", "stopped")
+            )
+            == "running",
         )
         if settings.source == "files" and not settings.source_url:
             raise SettingsError(
                 "MLOPS_SOURCE=files needs MLOPS_SOURCE_URL (a folder or fsspec URL)"
             )
+        if not 0 < settings.drift_threshold < 1:
+            raise SettingsError(
+                "MLOPS_DRIFT_THRESHOLD must be between 0 and 1 (a share of columns)"
+            )
+        if settings.retrain_consecutive < 1:
+            raise SettingsError("MLOPS_RETRAIN_CONSECUTIVE must be at least 1")
         if settings.training_window_days < 1:
             raise SettingsError("MLOPS_TRAINING_WINDOW_DAYS must be at least 1")
         if settings.drift_scenario != "none" and not settings.drift_start:

@@ -56,12 +56,7 @@ def build_registry_assets(partitions_def: dg.PartitionsDefinition) -> dg.AssetsD
         """The model in the MLflow Model Registry; `champion` moves to it only if every gate passes now."""
         card = trained_model.iloc[0]
         challenger = model_registry.load_model(card["model_uri"])
-        champion = model_registry.champion()
-        champion_model = (
-            model_registry.load_model(f"models:/{model_registry.model_name}/{champion.version}")
-            if champion
-            else None
-        )
+        champion, champion_model = model_registry.champion_and_model()
         validation = training_set[training_set[SPLIT] == VALIDATION]
         results = gates.evaluate(
             challenger, validation, champion_model, str(champion.version) if champion else None
@@ -88,7 +83,7 @@ def build_registry_assets(partitions_def: dg.PartitionsDefinition) -> dg.AssetsD
         else:
             move = model_registry.move_champion(
                 version,
-                reason=f"all gates passed (validation ROC AUC {card['roc_auc']:.4f}) in {context.job_name}",
+                reason=_promotion_reason(context, card["roc_auc"]),
                 dagster_run_id=context.run.run_id,
             )
             reason, is_champion = move.reason, True
@@ -121,3 +116,15 @@ def build_registry_assets(partitions_def: dg.PartitionsDefinition) -> dg.AssetsD
 def _gate_table(results: list[Any]) -> str:
     rows = [f"| {r.name} | {'pass' if r.passed else '**FAIL**'} | {r.summary} |" for r in results]
     return "\n".join(["| gate | result | numbers |", "|---|---|---|", *rows])
+
+
+def _promotion_reason(context: dg.AssetExecutionContext, roc_auc: float) -> str:
+    """Why the alias moves: the gates, plus the drift that triggered the run when a sensor did."""
+    tags = context.run.tags
+    reason = f"all gates passed (validation ROC AUC {roc_auc:.4f}) in {context.job_name}"
+    if tags.get("mlops/trigger") == "drift":
+        reason += (
+            f", retrained after drift share {tags.get('mlops/drift_share')} > "
+            f"{tags.get('mlops/drift_threshold')} on {tags.get('mlops/drift_partition')}"
+        )
+    return reason

@@ -16,7 +16,7 @@ from pandera.typing import Series
 from pydantic import Field
 
 from mlops_assets.contract import LOAN_APPLICATIONS, pandera_dagster_type
-from mlops_assets.mlflow_resources import ModelRegistry
+from mlops_assets.mlflow_resources import REFERENCE_ARTIFACT, ModelRegistry
 from mlops_assets.training.gates import GATE_NAMES, GateResult, ModelGates
 from mlops_assets.training.model import (
     SPLIT,
@@ -32,7 +32,6 @@ from mlops_assets.training.model import (
 FEATURES = dg.AssetKey("loan_features")
 TRAINING_SET = dg.AssetKey("training_set")
 TRAINED_MODEL = dg.AssetKey("trained_model")
-REFERENCE_ARTIFACT = "reference/features.parquet"
 # MLflow stores scikit-learn models with skops, which loads only types it is told to trust; these
 # are the ones our pipeline adds to skops' defaults (both written by this code, never user input).
 SKOPS_TRUSTED_TYPES = [
@@ -308,12 +307,7 @@ def _train_and_log(
         )
         tracking.log_artifact(str(reference), artifact_path=str(Path(REFERENCE_ARTIFACT).parent))
 
-    champion = model_registry.champion()
-    champion_model = (
-        model_registry.load_model(f"models:/{model_registry.model_name}/{champion.version}")
-        if champion
-        else None
-    )
+    champion, champion_model = model_registry.champion_and_model()
     gate_results = gates.evaluate(
         pipeline, validation, champion_model, str(champion.version) if champion else None
     )

@@ -1,0 +1,1 @@
+"""Monitoring: drift detection, the Evidently report, batch predictions and served-model performance."""

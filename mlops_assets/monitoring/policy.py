@@ -1,0 +1,92 @@
+"""When drift triggers retraining: one policy, read by the sensor, the drift check and alerting.
+
+`retraining_decision` is the sensor's logic as a pure function of what the instance holds.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+import dagster as dg
+from pydantic import Field
+
+
+class RetrainingPolicy(dg.ConfigurableResource):
+    """Thresholds for drift-triggered retraining (MLOPS_DRIFT_THRESHOLD, MLOPS_RETRAIN_*)."""
+
+    drift_threshold: float = Field(
+        default=0.2, description="Retrain when the drifted-column share exceeds this"
+    )
+    consecutive_partitions: int = Field(
+        default=1, description="...in this many consecutive daily drift reports (1: the first one)"
+    )
+    cooldown_hours: float = Field(
+        default=0.0, description="No new retraining this soon after the last (0: off)"
+    )
+
+
+@dataclass(frozen=True)
+class DriftObservation:
+    """The latest drift report of one partition, as the sensor sees it."""
+
+    partition: str
+    drift_share: float
+    storage_id: int
+    reference_version: str
+
+
+@dataclass(frozen=True)
+class Decision:
+    retrain: bool
+    reason: str
+    since: str | None = None  # first partition of the drifted streak: where retraining data starts
+
+
+def retraining_decision(
+    report: DriftObservation,
+    earlier: Iterable[DriftObservation | None],
+    policy: RetrainingPolicy,
+    retraining_in_flight: bool,
+    last_retraining_at: datetime | None,
+    now: datetime,
+) -> Decision:
+    """Whether `report` should launch retraining.
+
+    `earlier` yields the latest report of each preceding day, most recent first (None where a day
+    has no report); it is read only as far as the drifted streak goes, to apply the consecutive
+    rule and to find where the drift began.
+    """
+    threshold = policy.drift_threshold
+    if report.drift_share <= threshold:
+        return Decision(
+            False, f"{report.partition}: drift share {report.drift_share:.3f} <= {threshold}"
+        )
+    streak = [report.partition]
+    for observation in earlier:
+        if observation is None or observation.drift_share <= threshold:
+            break
+        streak.append(observation.partition)
+    if len(streak) < policy.consecutive_partitions:
+        return Decision(
+            False,
+            f"{report.partition}: drift share {report.drift_share:.3f} > {threshold}, but only "
+            f"{len(streak)} of {policy.consecutive_partitions} consecutive drifted partitions",
+        )
+    if retraining_in_flight:
+        return Decision(
+            False, f"{report.partition}: drifted, but a retraining run is already queued or running"
+        )
+    if policy.cooldown_hours and last_retraining_at is not None:
+        ready_at = last_retraining_at + timedelta(hours=policy.cooldown_hours)
+        if now < ready_at:
+            return Decision(
+                False, f"{report.partition}: drifted, but cooling down until {ready_at.isoformat()}"
+            )
+    return Decision(
+        True,
+        f"{report.partition}: drift share {report.drift_share:.3f} > {threshold} for {len(streak)} "
+        f"consecutive partition(s) since {streak[-1]}",
+        since=streak[-1],
+    )

@@ -1,0 +1,133 @@
+"""`drift_retraining_sensor`: drift reports above the threshold launch the retraining assets.
+
+Each tick reads the `drift_report` materializations recorded since its cursor (kept by the
+instance, so a daemon restart resumes where it stopped), applies `RetrainingPolicy` through
+`retraining_decision`, and requests at most one run. The run key names the triggering report, so a
+report never launches two runs, even if the cursor is reset.
+"""
+
+from collections.abc import Iterator
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+import dagster as dg
+
+from mlops_assets.monitoring.assets import DRIFT_REPORT
+from mlops_assets.monitoring.policy import DriftObservation, RetrainingPolicy, retraining_decision
+
+RETRAINING_SENSOR = "drift_retraining_sensor"
+TRIGGER_TAG = "mlops/trigger"
+ACTIVE_STATUSES = [
+    dg.DagsterRunStatus.QUEUED,
+    dg.DagsterRunStatus.NOT_STARTED,
+    dg.DagsterRunStatus.STARTING,
+    dg.DagsterRunStatus.STARTED,
+]
+
+
+def build_retraining_sensor(
+    retraining_job: Any,
+    interval_seconds: int,
+    running: bool,
+    window_days: int,
+) -> dg.SensorDefinition:
+    job_name = retraining_job.name
+
+    @dg.sensor(
+        name=RETRAINING_SENSOR,
+        job=retraining_job,
+        minimum_interval_seconds=interval_seconds,
+        default_status=dg.DefaultSensorStatus.RUNNING
+        if running
+        else dg.DefaultSensorStatus.STOPPED,
+        description=(
+            "Launches retraining (training set, model, gates, registry) when a drift report's "
+            "drifted-column share exceeds the retraining policy's threshold."
+        ),
+    )
+    def drift_retraining_sensor(
+        context: dg.SensorEvaluationContext, retraining_policy: RetrainingPolicy
+    ) -> dg.SensorResult:
+        instance = context.instance
+        records = instance.fetch_materializations(
+            dg.AssetRecordsFilter(
+                asset_key=DRIFT_REPORT, after_storage_id=int(context.cursor or 0) or None
+            ),
+            limit=100,
+            ascending=True,
+        ).records
+        if not records:
+            return dg.SensorResult(skip_reason="No new drift reports")
+        in_flight = bool(
+            instance.get_run_ids(
+                dg.RunsFilter(job_name=job_name, statuses=ACTIVE_STATUSES), limit=1
+            )
+        )
+        last_retraining = instance.get_run_records(
+            dg.RunsFilter(job_name=job_name, tags={TRIGGER_TAG: "drift"}), limit=1
+        )
+        last_at = last_retraining[0].create_timestamp if last_retraining else None
+        requests: list[dg.RunRequest] = []
+        reasons = []
+        for record in records:
+            report = _observation(record)
+            decision = retraining_decision(
+                report,
+                _earlier(instance, report.partition, window_days),
+                retraining_policy,
+                retraining_in_flight=in_flight or bool(requests),
+                last_retraining_at=last_at,
+                now=datetime.now(UTC),
+            )
+            context.log.info(decision.reason)
+            reasons.append(decision.reason)
+            if decision.retrain:
+                requests.append(
+                    dg.RunRequest(
+                        run_key=f"drift:{report.partition}:{report.storage_id}",
+                        partition_key=report.partition,
+                        run_config={"ops": {"training_set": {"config": {"since": decision.since}}}},
+                        tags={
+                            TRIGGER_TAG: "drift",
+                            "mlops/drift_partition": report.partition,
+                            "mlops/drift_share": f"{report.drift_share:.4f}",
+                            "mlops/drift_threshold": str(retraining_policy.drift_threshold),
+                            "mlops/reference_version": report.reference_version,
+                            "mlops/training_since": decision.since or "",
+                            "mlops/reason": decision.reason[:200],
+                        },
+                    )
+                )
+        cursor = str(records[-1].storage_id)
+        if requests:
+            return dg.SensorResult(run_requests=requests, cursor=cursor)
+        return dg.SensorResult(skip_reason="; ".join(reasons)[-1000:], cursor=cursor)
+
+    return drift_retraining_sensor
+
+
+def _observation(record: dg.EventLogRecord) -> DriftObservation:
+    materialization = record.asset_materialization
+    assert materialization is not None and materialization.partition is not None
+    metadata = materialization.metadata
+    return DriftObservation(
+        partition=materialization.partition,
+        drift_share=float(metadata["drift_share"].value),
+        storage_id=record.storage_id,
+        reference_version=str(metadata["reference_version"].value)
+        if "reference_version" in metadata
+        else "",
+    )
+
+
+def _earlier(
+    instance: dg.DagsterInstance, partition: str, window_days: int
+) -> Iterator[DriftObservation | None]:
+    """The latest report of each preceding day, most recent first, fetched only as far as needed."""
+    day = date.fromisoformat(partition)
+    for offset in range(1, window_days):
+        earlier = (day - timedelta(days=offset)).isoformat()
+        records = instance.fetch_materializations(
+            dg.AssetRecordsFilter(asset_key=DRIFT_REPORT, asset_partitions=[earlier]), limit=1
+        ).records
+        yield _observation(records[0]) if records else None
