@@ -29,7 +29,7 @@ def env(tmp_path: Path, monkeypatch) -> dict[str, str]:
 
 
 def run(command: list[str], env: dict[str, str]) -> subprocess.CompletedProcess:
-    result = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+    result = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=900)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     return result
 
@@ -52,10 +52,27 @@ def test_dagster_asset_materialize_as_documented(env):
         assert event.asset_materialization.partition == "2026-01-03"
 
 
-def test_main_job_runs_the_days_and_prints_a_summary(env):
-    result = run([sys.executable, "-m", "mlops_assets.demo", "--days", "2"], env)
-    assert "2026-01-01  ok" in result.stdout
-    assert "2026-01-02  ok" in result.stdout
+@pytest.mark.slow
+def test_main_job_tells_the_whole_story_with_the_real_daemon(env):
+    """`make demo`'s command: drift, the daemon's sensor, retraining and a new champion."""
+    result = run(
+        [sys.executable, "-m", "mlops_assets.demo"], {**env, "MLOPS_SYNTHETIC_ROWS_PER_DAY": "2000"}
+    )
+    assert "Story complete." in result.stdout
+    assert "-> champion trained as of 2026-01-07: v1" in result.stdout
+    assert "0.333 !" in result.stdout  # drift reports cross the threshold once incomes drop
     with dg.DagsterInstance.from_config(env["DAGSTER_HOME"]) as instance:
-        runs = instance.get_runs()
-        assert len(runs) == 2 and all(run.is_success for run in runs)
+        retrainings = instance.get_runs(dg.RunsFilter(tags={"mlops/trigger": "drift"}))
+        assert retrainings, "the daemon's sensor launched no retraining"
+        assert any(run.is_success for run in retrainings)
+        history = instance.fetch_materializations(
+            dg.AssetKey("registered_model_version"), limit=10
+        ).records
+        promoted_by_sensor = [
+            record
+            for record in history
+            if record.asset_materialization.metadata["champion"].value
+            and any(run.run_id == record.run_id for run in retrainings)
+        ]
+        assert promoted_by_sensor
+    assert (Path(env["MLOPS_HOME"]) / "reports" / "drift_report" / "2026-01-16.html").exists()

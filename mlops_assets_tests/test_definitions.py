@@ -3,7 +3,7 @@
 import dagster as dg
 import pytest
 
-from mlops_assets.definitions import INGESTION_JOB, TRAINING_JOB, build_definitions
+from mlops_assets.definitions import DAILY_JOB, INGESTION_JOB, TRAINING_JOB, build_definitions
 from mlops_assets.registry.rollback import ROLLBACK_JOB
 from mlops_assets.settings import PlatformSettings, SettingsError
 from mlops_assets.sources import FileLoanSource, SyntheticLoanSource
@@ -17,6 +17,9 @@ EXPECTED_ASSETS = {
     "training_set": "training",
     "trained_model": "training",
     "registered_model_version": "registry",
+    "drift_report": "monitoring",
+    "batch_predictions": "serving",
+    "model_performance": "serving",
 }
 EXPECTED_CHECKS = {
     "accepted_rows_match_contract",
@@ -25,6 +28,7 @@ EXPECTED_CHECKS = {
     "quality_floor",
     "challenger_not_worse_than_champion",
     "bias_gap_within_limit",
+    "drift_share_within_threshold",
 }
 
 
@@ -34,11 +38,12 @@ def test_definitions_load_with_the_expected_assets_and_groups(defs: dg.Definitio
     assert groups == EXPECTED_ASSETS
     checks = {key.name for key in graph.asset_check_keys}
     assert checks == EXPECTED_CHECKS
-    for job in (INGESTION_JOB, TRAINING_JOB, ROLLBACK_JOB):
+    for job in (INGESTION_JOB, DAILY_JOB, TRAINING_JOB, ROLLBACK_JOB):
         assert isinstance(defs.resolve_job_def(job), dg.JobDefinition)
     spec = graph.get(dg.AssetKey("loan_features"))
     assert spec.partitions_def == dg.DailyPartitionsDefinition(start_date="2026-01-01")
     assert "dagster/column_schema" in spec.metadata
+    assert [sensor.name for sensor in defs.sensors] == ["drift_retraining_sensor"]
 
 
 def test_module_level_defs_load_lazily_from_the_environment(monkeypatch, tmp_path):
