@@ -26,8 +26,8 @@ dagster-home:
 demo: install dagster-home  ## the main job: the lifecycle for a few days, then a summary
 	$(BIN)/python -m mlops_assets.demo
 
-dev: install dagster-home  ## the Dagster UI (and daemon) on http://127.0.0.1:3000
-	$(BIN)/dagster dev -h 127.0.0.1 -p 3000
+dev: install dagster-home  ## the Dagster UI (and daemon) on http://127.0.0.1:3000, with the demo's settings
+	$(BIN)/python -m mlops_assets.demo --ui-only
 
 mlflow-ui: install  ## the MLflow UI over the local store, on http://127.0.0.1:5000
 	$(BIN)/mlflow ui --backend-store-uri "sqlite:///$(MLOPS_HOME)/mlflow/mlflow.db" --host 127.0.0.1 --port 5000

@@ -297,6 +297,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--ui", action="store_true", help="afterwards, keep `dagster dev` running to look around"
     )
+    parser.add_argument(
+        "--ui-only", action="store_true", help="only run `dagster dev` with the story's settings"
+    )
     parser.add_argument("--verbose", action="store_true", help="show every Dagster event")
     args = parser.parse_args(argv)
     if not os.environ.get("DAGSTER_HOME"):
@@ -311,6 +314,8 @@ def main(argv: list[str] | None = None) -> int:
         "MLOPS_DRIFT_START": (start + timedelta(days=DRIFT_AFTER_DAYS)).isoformat(),
     }.items():
         os.environ.setdefault(name, value)
+    if args.ui_only:
+        return run_ui()
     settings = PlatformSettings.from_env()
     defs = build_definitions(settings)
     log_level = "DEBUG" if args.verbose else "ERROR"
@@ -346,19 +351,15 @@ def main(argv: list[str] | None = None) -> int:
     )
     print_story(outcomes, first, settings, problems)
     if args.ui:
-        subprocess.run(
-            [
-                str(Path(sys.executable).parent / "dagster"),
-                "dev",
-                "-m",
-                "mlops_assets",
-                "-h",
-                "127.0.0.1",
-                "-p",
-                "3000",
-            ]
-        )
+        run_ui()
     return 0 if not problems else 1
+
+
+def run_ui() -> int:
+    """`dagster dev` (webserver and daemon) on http://127.0.0.1:3000 until interrupted."""
+    dagster = Path(sys.executable).parent / "dagster"
+    command = [str(dagster), "dev", "-m", "mlops_assets", "-h", "127.0.0.1", "-p", "3000"]
+    return subprocess.run(command).returncode
 
 
 if __name__ == "__main__":
