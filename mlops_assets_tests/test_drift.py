@@ -145,3 +145,16 @@ def test_bounded_sample_is_deterministic_and_bounded(reference):
         bounded_sample(reference.head(10), 1000) is not None
         and len(bounded_sample(reference.head(10), 1000)) == 10
     )
+
+
+def test_a_precomputed_reference_profile_gives_the_same_result_and_survives_caching(reference):
+    import pickle
+
+    from mlops_assets.monitoring.drift import ReferenceProfile
+
+    current = features(DriftScenario.INCOME_DROP, range(8, 9))
+    profile = pickle.loads(
+        pickle.dumps(ReferenceProfile.of(reference))
+    )  # as drift_report caches it
+    assert dataset_drift(profile, current) == dataset_drift(reference, current)
+    assert dataset_drift(profile, current).share == pytest.approx(4 / 12)

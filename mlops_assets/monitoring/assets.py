@@ -1,5 +1,6 @@
 """`drift_report` (monitoring) and `batch_predictions` / `model_performance` (serving), all daily."""
 
+import pickle
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -14,7 +15,7 @@ from pydantic import Field
 from mlops_assets.contract import LOAN_APPLICATIONS, pandera_dagster_type
 from mlops_assets.io_manager import write_atomically
 from mlops_assets.mlflow_resources import ModelRegistry, RegistryError
-from mlops_assets.monitoring.drift import DriftResult, dataset_drift
+from mlops_assets.monitoring.drift import DriftResult, ReferenceProfile, dataset_drift
 from mlops_assets.monitoring.policy import RetrainingPolicy
 from mlops_assets.training.assets import FEATURES, MLFLOW_RETRY_POLICY
 from mlops_assets.training.gates import ModelGates
@@ -118,7 +119,7 @@ def build_monitoring_assets(partitions_def: dg.PartitionsDefinition, reports_url
         champion = _champion_or_fail(model_registry.require_champion)
         version = str(champion.version)
         reference = model_registry.load_reference(champion)
-        result = dataset_drift(reference, features)
+        result = dataset_drift(_reference_profile(model_registry, champion, reference), features)
         report_path, sampled = _save_evidently_html(
             reference,
             features,
@@ -257,6 +258,21 @@ def build_monitoring_assets(partitions_def: dg.PartitionsDefinition, reports_url
         )
 
     return [drift_report, batch_predictions, model_performance]
+
+
+def _reference_profile(
+    model_registry: ModelRegistry, champion: Any, reference: pd.DataFrame
+) -> ReferenceProfile:
+    """The champion's reference summarised once per model version (sorted columns, counts), cached."""
+    from upath import UPath
+
+    cached = Path(model_registry.cache_dir) / "references" / f"{champion.run_id}.profile.pickle"
+    if cached.exists():
+        with cached.open("rb") as file:
+            return pickle.load(file)  # written below by this platform, never user input
+    profile = ReferenceProfile.of(reference)
+    write_atomically(UPath(cached), pickle.dumps(profile))
+    return profile
 
 
 def _champion_or_fail(lookup: Callable[[], Any]) -> Any:

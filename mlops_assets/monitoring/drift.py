@@ -81,81 +81,158 @@ class DriftResult:
         return pd.DataFrame([asdict(column) for column in self.columns])
 
 
-def select_test(reference: pd.Series, current: pd.Series, numeric: bool) -> str:
-    """Evidently's default test for one cleaned column pair."""
-    distinct = pd.concat([reference, current]).nunique()
-    if len(reference) > LARGE_REFERENCE:
-        return WASSERSTEIN if numeric and distinct > 5 else JENSEN_SHANNON
-    if numeric and distinct > 5:
-        return KOLMOGOROV_SMIRNOV
-    return CHI_SQUARE if distinct > 2 else Z_TEST
+@dataclass(frozen=True)
+class ColumnReference:
+    """One reference column, cleaned and summarised once: all any test needs from that side."""
+
+    values: pd.Series  # cleaned (missing and infinite values dropped), original order
+    dropped: int
+    sorted_values: np.ndarray | None  # numeric columns: ascending
+    std: float  # numeric columns: population standard deviation (Evidently's normaliser)
+    distinct: int
+    counts: pd.Series  # value -> count
+
+    @classmethod
+    def of(cls, values: pd.Series, numeric: bool) -> ColumnReference:
+        clean = _clean(values, numeric)
+        if numeric:
+            array = clean.to_numpy()
+            ordered = np.sort(array)
+            distinct = int(np.count_nonzero(np.diff(ordered)) + 1) if len(ordered) else 0
+            std = float(np.std(array)) if len(array) else 0.0
+            return cls(
+                clean,
+                len(values) - len(clean),
+                ordered,
+                std,
+                distinct,
+                clean.value_counts(sort=False),
+            )
+        counts = clean.value_counts(sort=False)
+        return cls(clean, len(values) - len(clean), None, 0.0, len(counts), counts)
 
 
-def column_drift(name: str, reference: pd.Series, current: pd.Series, numeric: bool) -> ColumnDrift:
-    """Test one column the way Evidently's DataDriftPreset does by default."""
-    reference_clean, current_clean = _clean(reference), _clean(current)
-    kind = "numeric" if numeric else "categorical"
-    dropped = (len(reference) - len(reference_clean), len(current) - len(current_clean))
-    if reference_clean.empty or current_clean.empty:
-        # Evidently refuses an empty column; a feature that stopped arriving is drift.
-        return ColumnDrift(
-            name,
-            kind,
-            ALL_MISSING,
-            1.0,
-            0.0,
-            True,
-            len(reference_clean),
-            len(current_clean),
-            *dropped,
+@dataclass(frozen=True)
+class ReferenceProfile:
+    """Every feature column of a reference dataset, summarised once per model version."""
+
+    columns: dict[str, ColumnReference]
+
+    @classmethod
+    def of(
+        cls, reference: pd.DataFrame, contract: DataContract = LOAN_APPLICATIONS
+    ) -> ReferenceProfile:
+        numeric = set(contract.numeric_features)
+        return cls(
+            {
+                name: ColumnReference.of(reference[name], name in numeric)
+                for name in contract.feature_columns
+            }
         )
-    test = select_test(reference_clean, current_clean, numeric)
-    score = _SCORERS[test](reference_clean, current_clean, numeric)
+
+
+def select_test(reference: ColumnReference, current: pd.Series, numeric: bool) -> str:
+    """Evidently's default test for one cleaned column pair."""
+    if len(reference.values) > LARGE_REFERENCE:
+        return (
+            WASSERSTEIN
+            if numeric and _more_distinct_than(5, reference, current)
+            else JENSEN_SHANNON
+        )
+    if numeric and _more_distinct_than(5, reference, current):
+        return KOLMOGOROV_SMIRNOV
+    return CHI_SQUARE if _more_distinct_than(2, reference, current) else Z_TEST
+
+
+def _more_distinct_than(limit: int, reference: ColumnReference, current: pd.Series) -> bool:
+    """Whether reference and current together hold more than `limit` distinct values."""
+    if reference.distinct > limit:
+        return True
+    return pd.concat([reference.values, current]).nunique() > limit
+
+
+def column_drift(
+    name: str, reference: pd.Series | ColumnReference, current: pd.Series, numeric: bool
+) -> ColumnDrift:
+    """Test one column the way Evidently's DataDriftPreset does by default."""
+    if not isinstance(reference, ColumnReference):
+        reference = ColumnReference.of(reference, numeric)
+    current_clean = _clean(current, numeric)
+    kind = "numeric" if numeric else "categorical"
+    sizes = (
+        len(reference.values),
+        len(current_clean),
+        reference.dropped,
+        len(current) - len(current_clean),
+    )
+    if reference.values.empty or current_clean.empty:
+        # Evidently refuses an empty column; a feature that stopped arriving is drift.
+        return ColumnDrift(name, kind, ALL_MISSING, 1.0, 0.0, True, *sizes)
+    test = select_test(reference, current_clean, numeric)
+    score = _SCORERS[test](reference, current_clean, numeric)
     if test in (WASSERSTEIN, JENSEN_SHANNON):
         threshold, drifted = DISTANCE_THRESHOLD, score >= DISTANCE_THRESHOLD
     else:
         threshold = P_VALUE_THRESHOLD
         drifted = score <= threshold if test == KOLMOGOROV_SMIRNOV else score < threshold
-    return ColumnDrift(
-        name,
-        kind,
-        test,
-        float(score),
-        threshold,
-        bool(drifted),
-        len(reference_clean),
-        len(current_clean),
-        *dropped,
-    )
+    return ColumnDrift(name, kind, test, float(score), threshold, bool(drifted), *sizes)
 
 
 def dataset_drift(
-    reference: pd.DataFrame, current: pd.DataFrame, contract: DataContract = LOAN_APPLICATIONS
+    reference: pd.DataFrame | ReferenceProfile,
+    current: pd.DataFrame,
+    contract: DataContract = LOAN_APPLICATIONS,
 ) -> DriftResult:
-    """Every feature column of the contract, tested; numeric/categorical as the contract says."""
+    """Every feature column of the contract, tested; numeric/categorical as the contract says.
+
+    Pass a `ReferenceProfile` (built once per model version) to pay only for the current side.
+    """
+    profile = (
+        reference
+        if isinstance(reference, ReferenceProfile)
+        else ReferenceProfile.of(reference, contract)
+    )
     numeric = set(contract.numeric_features)
     return DriftResult(
         [
-            column_drift(name, reference[name], current[name], name in numeric)
+            column_drift(name, profile.columns[name], current[name], name in numeric)
             for name in contract.feature_columns
         ]
     )
 
 
-def _clean(values: pd.Series) -> pd.Series:
-    if pd.api.types.is_numeric_dtype(values):
-        values = values.replace([np.inf, -np.inf], np.nan)
+def _clean(values: pd.Series, numeric: bool) -> pd.Series:
+    """Drop missing values (and infinities in numeric columns), keeping order."""
+    if numeric:
+        array = values.to_numpy(dtype=float)
+        return pd.Series(array[np.isfinite(array)])
     return values.dropna()
 
 
-def _wasserstein(reference: pd.Series, current: pd.Series, numeric: bool) -> float:
-    from scipy import stats
+def _wasserstein(reference: ColumnReference, current: pd.Series, numeric: bool) -> float:
+    """`scipy.stats.wasserstein_distance / max(std(reference), 0.001)`, as Evidently computes it.
 
-    norm = max(float(np.std(reference)), 0.001)
-    return float(stats.wasserstein_distance(reference, current) / norm)
+    The same arithmetic as scipy's `_cdf_distance` (so the same floats), but the reference is
+    sorted once per model version, the current side once, and the two are merged by inserting
+    the current values after equal reference values (where scipy's stable sort puts them).
+    """
+    norm = max(reference.std, 0.001)
+    ordered_reference = reference.sorted_values
+    ordered_current = np.sort(current.to_numpy(dtype=float))
+    slots = ordered_reference.searchsorted(ordered_current, "right")
+    merged = np.insert(ordered_reference, slots, ordered_current)
+    deltas = np.diff(merged)
+    is_current = np.zeros(len(merged), dtype=bool)
+    is_current[slots + np.arange(len(ordered_current))] = True
+    # Values at or below each merged point, per side. Within a run of equal values the counts are
+    # complete only at its last position, but every other position there has zero width.
+    from_current = np.cumsum(is_current)[:-1]
+    reference_cdf = (np.arange(1, len(merged)) - from_current) / len(ordered_reference)
+    current_cdf = from_current / len(ordered_current)
+    return float(np.sum(np.multiply(np.abs(reference_cdf - current_cdf), deltas)) / norm)
 
 
-def _jensen_shannon(reference: pd.Series, current: pd.Series, numeric: bool) -> float:
+def _jensen_shannon(reference: ColumnReference, current: pd.Series, numeric: bool) -> float:
     from scipy.spatial import distance
 
     reference_share, current_share = _binned_shares(reference, current, numeric)
@@ -163,56 +240,55 @@ def _jensen_shannon(reference: pd.Series, current: pd.Series, numeric: bool) -> 
 
 
 def _binned_shares(
-    reference: pd.Series, current: pd.Series, numeric: bool
+    reference: ColumnReference, current: pd.Series, numeric: bool
 ) -> tuple[np.ndarray, np.ndarray]:
     """Evidently's `get_binned_data` without zero-filling: Sturges bins or per-value shares."""
-    if numeric and reference.nunique() > 20:
-        edges = np.histogram_bin_edges(
-            np.concatenate([reference.to_numpy(), current.to_numpy()]), bins="sturges"
-        )
-        return (
-            np.histogram(reference, edges)[0] / len(reference),
-            np.histogram(current, edges)[0] / len(current),
-        )
-    keys = _levels(reference, current)
-    reference_counts = reference.value_counts().reindex(keys, fill_value=0).to_numpy()
-    current_counts = current.value_counts().reindex(keys, fill_value=0).to_numpy()
-    return reference_counts / len(reference), current_counts / len(current)
+    size = len(reference.values)
+    if numeric and reference.distinct > 20:
+        combined = np.concatenate([reference.values.to_numpy(), current.to_numpy()])
+        edges = np.histogram_bin_edges(combined, bins="sturges")
+        return np.histogram(reference.values, edges)[0] / size, np.histogram(current, edges)[
+            0
+        ] / len(current)
+    current_counts = current.value_counts(sort=False)
+    keys = reference.counts.index.union(current_counts.index, sort=False)
+    return (
+        reference.counts.reindex(keys, fill_value=0).to_numpy() / size,
+        current_counts.reindex(keys, fill_value=0).to_numpy() / len(current),
+    )
 
 
-def _kolmogorov_smirnov(reference: pd.Series, current: pd.Series, numeric: bool) -> float:
+def _kolmogorov_smirnov(reference: ColumnReference, current: pd.Series, numeric: bool) -> float:
     from scipy.stats import ks_2samp
 
-    return float(ks_2samp(reference, current)[1])
+    return float(ks_2samp(reference.values, current)[1])
 
 
-def _chi_square(reference: pd.Series, current: pd.Series, numeric: bool) -> float:
+def _chi_square(reference: ColumnReference, current: pd.Series, numeric: bool) -> float:
     from scipy.stats import chisquare
 
-    keys = _levels(reference, current)
-    expected = reference.value_counts().reindex(keys, fill_value=0).to_numpy() * (
-        len(current) / len(reference)
+    current_counts = current.value_counts(sort=False)
+    keys = reference.counts.index.union(current_counts.index, sort=False)
+    expected = reference.counts.reindex(keys, fill_value=0).to_numpy() * (
+        len(current) / len(reference.values)
     )
-    observed = current.value_counts().reindex(keys, fill_value=0).to_numpy()
+    observed = current_counts.reindex(keys, fill_value=0).to_numpy()
     return float(chisquare(observed, expected)[1])
 
 
-def _z_test(reference: pd.Series, current: pd.Series, numeric: bool) -> float:
+def _z_test(reference: ColumnReference, current: pd.Series, numeric: bool) -> float:
     from scipy.stats import norm
 
-    if reference.nunique() == 1 and current.nunique() == 1 and reference.iloc[0] == current.iloc[0]:
+    values = reference.values
+    if values.nunique() == 1 and current.nunique() == 1 and values.iloc[0] == current.iloc[0]:
         return 1.0
-    first = sorted(_levels(reference, current))[0]
-    reference_share = float((reference != first).mean())
+    first = sorted(pd.unique(pd.concat([values, current])))[0]
+    reference_share = float((values != first).mean())
     current_share = float((current != first).mean())
-    n1, n2 = len(reference), len(current)
+    n1, n2 = len(values), len(current)
     pooled = (reference_share * n1 + current_share * n2) / (n1 + n2)
     z = (reference_share - current_share) / np.sqrt(pooled * (1 - pooled) * (1.0 / n1 + 1.0 / n2))
     return float(2 * (1 - norm.cdf(np.abs(z))))
-
-
-def _levels(reference: pd.Series, current: pd.Series) -> list:
-    return list(pd.unique(pd.concat([reference, current])))
 
 
 _SCORERS = {

@@ -20,21 +20,19 @@ from mlops_assets.contract import LOAN_APPLICATIONS
 from mlops_assets.sources.base import LoanApplicationSource, SourceDay
 
 _REFERENCE_INCOME = 52_000.0
-_HOME_LEVELS = ("RENT", "MORTGAGE", "OWN", "OTHER")
+_HOME_LEVELS = LOAN_APPLICATIONS.column(
+    "home_ownership"
+).levels  # probabilities below follow this order
 _HOME_PROBABILITY_YOUNG = (0.65, 0.20, 0.10, 0.05)
 _HOME_PROBABILITY_SETTLED = (0.30, 0.45, 0.20, 0.05)
 _HOME_RISK = {"RENT": 0.25, "MORTGAGE": -0.15, "OWN": -0.25, "OTHER": 0.35}
-_PURPOSE_LEVELS = (
-    "debt_consolidation",
-    "credit_card",
-    "home_improvement",
-    "car",
-    "medical",
-    "small_business",
-    "renewable_energy",
-)
+_PURPOSE_LEVELS = LOAN_APPLICATIONS.column("loan_purpose").levels
 # renewable_energy is allowed by the contract but only offered once the new_loan_purpose scenario starts.
 _PURPOSE_PROBABILITY = (0.42, 0.20, 0.12, 0.10, 0.06, 0.10, 0.0)
+if len(_PURPOSE_PROBABILITY) != len(_PURPOSE_LEVELS) or len(_HOME_PROBABILITY_YOUNG) != len(
+    _HOME_LEVELS
+):
+    raise ValueError("The synthetic generator needs one probability per contract level")
 _PURPOSE_LOG_AMOUNT = {
     "debt_consolidation": 0.0,
     "credit_card": -0.2,
@@ -186,7 +184,11 @@ def _base_population(rng: np.random.Generator, day: date, n: int) -> pd.DataFram
         850,
     ).astype("int64")
     open_accounts = np.clip(rng.poisson(3 + 0.1 * (age - 18)), 0, 60).astype("int64")
-    purpose = _choice(rng, _PURPOSE_LEVELS, np.broadcast_to(np.array(_PURPOSE_PROBABILITY), (n, 7)))
+    purpose = _choice(
+        rng,
+        _PURPOSE_LEVELS,
+        np.broadcast_to(np.array(_PURPOSE_PROBABILITY), (n, len(_PURPOSE_LEVELS))),
+    )
     log_amount = (
         np.log(11_000)
         + 0.45 * (log_income - np.log(_REFERENCE_INCOME))
