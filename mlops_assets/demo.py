@@ -135,6 +135,7 @@ def start_daemon(log: Path) -> subprocess.Popen:
 
 
 def stop(process: subprocess.Popen) -> None:
+    """Terminate a child process, and kill it if it has not exited after 30 s."""
     process.terminate()
     try:
         process.wait(timeout=30)

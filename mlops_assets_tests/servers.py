@@ -11,6 +11,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from mlops_assets.demo import stop
+
 BIN = Path(sys.executable).parent
 
 
@@ -49,12 +51,7 @@ def running(command: list[str], health_url: str, log: Path) -> Iterator[subproce
         wait_until_healthy(health_url, process, log)
         yield process
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        stop(process)
 
 
 def mlflow_server_command(folder: Path, port: int) -> list[str]:
