@@ -23,7 +23,9 @@ dagster-home:
 	mkdir -p "$(DAGSTER_HOME)"
 	cp dagster.yaml "$(DAGSTER_HOME)/dagster.yaml"
 
-demo: install dagster-home  ## the main job: the lifecycle for a few days, then a summary
+demo: install  ## the main job: the whole story from a clean state, then a summary
+	rm -rf "$(MLOPS_HOME)"
+	$(MAKE) dagster-home
 	$(BIN)/python -m mlops_assets.demo
 
 dev: install dagster-home  ## the Dagster UI (and daemon) on http://127.0.0.1:3000, with the demo's settings
