@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 import dagster as dg
 import pandas as pd
-from pydantic import Field
+from pydantic import Field, PrivateAttr
 
 if TYPE_CHECKING:
     from mlflow.entities.model_registry import ModelVersion
@@ -160,13 +160,20 @@ class ModelRegistry(dg.ConfigurableResource):
     )
     cache_dir: str = Field(description="Local cache of downloaded reference data (safe to delete)")
 
+    _client: Any = PrivateAttr(default=None)
+
     def client(self) -> MlflowClient:
+        """The registry client; the server is probed once per resource instance (that is, per step)."""
         import mlflow
         from mlflow.tracking import MlflowClient
 
-        check_reachable(self.tracking_uri)
         mlflow.set_tracking_uri(self.tracking_uri)  # model URIs (models:/...) resolve through it
-        return MlflowClient(tracking_uri=self.tracking_uri, registry_uri=self.tracking_uri)
+        if self._client is None:
+            check_reachable(self.tracking_uri)
+            self._client = MlflowClient(
+                tracking_uri=self.tracking_uri, registry_uri=self.tracking_uri
+            )
+        return self._client
 
     def champion(self) -> ModelVersion | None:
         """The version the `champion` alias points to, or None before the first promotion."""
