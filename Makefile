@@ -9,7 +9,7 @@ export DAGSTER_HOME ?= $(MLOPS_HOME)/dagster
 # The demo feeds a few broken rows so that quarantine has something to show.
 export MLOPS_SYNTHETIC_INVALID_ROW_SHARE ?= 0.002
 
-.PHONY: install demo dev mlflow-ui test clean dagster-home
+.PHONY: install demo dev mlflow-ui serve kserve-manifest monitoring-files system-deps test clean dagster-home
 
 install: $(VENV)/.installed
 
@@ -34,10 +34,22 @@ dev: install dagster-home  ## the Dagster UI (and daemon) on http://127.0.0.1:30
 mlflow-ui: install  ## the MLflow UI over the local store, on http://127.0.0.1:5000
 	$(BIN)/mlflow ui --backend-store-uri "sqlite:///$(MLOPS_HOME)/mlflow/mlflow.db" --host 127.0.0.1 --port 5000
 
-test: install  ## lint + the whole test suite
+serve: install  ## the champion over HTTP (mlflow models serve) on http://127.0.0.1:5001/invocations
+	$(BIN)/python -m mlops_assets.serving serve --port 5001
+
+kserve-manifest: install  ## a KServe InferenceService for the champion, in deploy/kserve/
+	$(BIN)/python -m mlops_assets.serving kserve --out deploy/kserve/inferenceservice.yaml
+
+monitoring-files: install  ## Prometheus alert rules + Grafana dashboard from the current settings
+	$(BIN)/python -m mlops_assets.monitoring.alerting --out deploy/monitoring
+
+system-deps:  ## Debian packages the tests use (promtool, Pushgateway, chromium), if missing
+	bash scripts/install-system-deps.sh
+
+test: install system-deps  ## lint + the whole test suite
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/python -m pytest
+	MLOPS_REQUIRE_SYSTEM_TOOLS=1 $(BIN)/python -m pytest
 
 clean:
 	rm -rf "$(MLOPS_HOME)"

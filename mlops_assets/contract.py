@@ -85,6 +85,17 @@ class DataContract:
                     f"unknown inputs: {unknown or 'none given'}"
                 )
 
+    @cached_property
+    def version(self) -> str:
+        """A short fingerprint of the declaration: the code version of the assets it shapes.
+
+        Changing a column, range or level changes it, and the Dagster UI marks those assets
+        as changed since their last materialization.
+        """
+        import hashlib
+
+        return hashlib.sha256(repr(self).encode()).hexdigest()[:12]
+
     # ---- column lists used downstream -------------------------------------------------------
     @property
     def feature_columns(self) -> list[str]:

@@ -9,6 +9,7 @@ from mlops_assets.ingestion.assets import build_ingestion_assets
 from mlops_assets.io_manager import ParquetIOManager
 from mlops_assets.mlflow_resources import ModelRegistry, mlflow_tracking_resource
 from mlops_assets.monitoring.assets import build_monitoring_assets
+from mlops_assets.monitoring.metrics import PrometheusMetrics
 from mlops_assets.monitoring.policy import RetrainingPolicy
 from mlops_assets.monitoring.sensors import build_retraining_sensor
 from mlops_assets.registry.assets import build_registry_assets
@@ -57,12 +58,32 @@ def build_resources(settings: PlatformSettings) -> dict[str, object]:
             cache_dir=str(settings.home / "cache"),
         ),
         "gates": ModelGates(**settings.gate_overrides),
+        "metrics": PrometheusMetrics(
+            model_name=settings.model_name,
+            pushgateway_url=settings.pushgateway_url,
+            textfile_dir=settings.metrics_dir,
+        ),
         "retraining_policy": RetrainingPolicy(
             drift_threshold=settings.drift_threshold,
             consecutive_partitions=settings.retrain_consecutive,
             cooldown_hours=settings.retrain_cooldown_hours,
         ),
     }
+
+
+# Who answers for each group, shown on every asset in the UI; change to your teams (or emails).
+GROUP_OWNERS = {
+    "ingestion": ["team:data-engineering"],
+    "features": ["team:data-engineering"],
+    "training": ["team:ml-engineering"],
+    "registry": ["team:ml-engineering"],
+    "monitoring": ["team:ml-platform"],
+    "serving": ["team:ml-platform"],
+}
+
+
+def _with_owners(spec: dg.AssetSpec) -> dg.AssetSpec:
+    return spec.replace_attributes(owners=GROUP_OWNERS.get(spec.group_name or "", []))
 
 
 def build_definitions(settings: PlatformSettings | None = None) -> dg.Definitions:
@@ -89,8 +110,11 @@ def build_definitions(settings: PlatformSettings | None = None) -> dg.Definition
         selection=dg.AssetSelection.groups("training", "registry"),
         description="Train on the window ending on the partition, gate, register and maybe promote.",
     )
+    assets = dg.map_asset_specs(
+        _with_owners, [ingestion, features, *training, registry, *monitoring]
+    )
     return dg.Definitions(
-        assets=[ingestion, features, *training, registry, *monitoring],
+        assets=assets,
         jobs=[ingestion_job, daily_job, training_job, rollback_champion],
         sensors=[
             build_retraining_sensor(

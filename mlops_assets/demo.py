@@ -122,7 +122,8 @@ def oracle_roc_auc(settings: PlatformSettings, day: str) -> float | None:
     )
 
 
-def start_daemon(log: Path) -> subprocess.Popen:
+def start_daemon(log: Path, env: dict[str, str] | None = None) -> subprocess.Popen:
+    """`dagster-daemon run` on the code location, logging to `log` (environment: `env` or ours)."""
     log.parent.mkdir(parents=True, exist_ok=True)
     daemon = Path(sys.executable).parent / "dagster-daemon"
     with log.open("w") as output:
@@ -131,6 +132,7 @@ def start_daemon(log: Path) -> subprocess.Popen:
             stdout=output,
             stderr=subprocess.STDOUT,
             start_new_session=True,
+            env=env,
         )
 
 
@@ -282,10 +284,15 @@ def print_story(
     )
     print(f"Drift reports:   {settings.reports_url}/drift_report/<day>.html")
     print(f"Asset files:     {settings.storage_url}")
+    print(
+        "Metrics:         "
+        + (settings.pushgateway_url or f"{settings.metrics_dir}/*.prom (Prometheus text format)")
+    )
     print(f"MLflow store:    {settings.mlflow_tracking_uri}")
     print(f"Dagster home:    {os.environ.get('DAGSTER_HOME')}")
     print("Look around:     make dev         Dagster UI on http://127.0.0.1:3000")
     print(f"                 make mlflow-ui   MLflow UI on {settings.mlflow_ui_url}")
+    print("                 make serve       the champion over HTTP on http://127.0.0.1:5001")
     print("\nStory complete." if not problems else "\nSTORY INCOMPLETE: " + "; ".join(problems))
 
 

@@ -49,14 +49,17 @@ class PlatformSettings:
     retrain_cooldown_hours: float
     sensor_interval_seconds: int
     retraining_sensor_running: bool
+    pushgateway_url: str | None
+    metrics_dir: str
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> PlatformSettings:
         env = os.environ if environ is None else environ
         home = Path(env.get("MLOPS_HOME", ".mlops_home")).expanduser().resolve()
+        storage_url = env.get("MLOPS_STORAGE_URL", str(home / "assets"))
         settings = cls(
             home=home,
-            storage_url=env.get("MLOPS_STORAGE_URL", str(home / "assets")),
+            storage_url=storage_url,
             partitions_start=_date(env, "MLOPS_PARTITIONS_START", "2026-01-01"),
             source=_choice(env, "MLOPS_SOURCE", "synthetic", SOURCES),
             source_url=env.get("MLOPS_SOURCE_URL"),
@@ -91,6 +94,8 @@ class PlatformSettings:
                 env, "MLOPS_RETRAINING_SENSOR", "stopped", ("running", "stopped")
             )
             == "running",
+            pushgateway_url=env.get("PROMETHEUS_PUSHGATEWAY_URL") or None,
+            metrics_dir=env.get("MLOPS_METRICS_DIR", str(home / "metrics")),
         )
         if settings.source == "files" and not settings.source_url:
             raise SettingsError(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -10,6 +12,8 @@ import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+
+import pytest
 
 from mlops_assets.demo import stop
 
@@ -42,10 +46,12 @@ def wait_until_healthy(
 
 
 @contextmanager
-def running(command: list[str], health_url: str, log: Path) -> Iterator[subprocess.Popen]:
+def running(
+    command: list[str], health_url: str, log: Path, env: dict[str, str] | None = None
+) -> Iterator[subprocess.Popen]:
     with log.open("w") as output:
         process = subprocess.Popen(
-            command, stdout=output, stderr=subprocess.STDOUT, start_new_session=True
+            command, stdout=output, stderr=subprocess.STDOUT, start_new_session=True, env=env
         )
     try:
         wait_until_healthy(health_url, process, log)
@@ -74,3 +80,18 @@ def mlflow_server(folder: Path, port: int | None = None) -> Iterator[str]:
         folder / "server.log",
     ):
         yield f"http://127.0.0.1:{port}"
+
+
+def require_tool(name: str) -> str:
+    """The path of a system tool; skipped when absent, unless `make test` says it must be there.
+
+    `make test` installs the Debian packages first and sets MLOPS_REQUIRE_SYSTEM_TOOLS=1, so in
+    CI a missing tool fails the test instead of silently skipping it.
+    """
+    path = shutil.which(name)
+    if path:
+        return path
+    message = f"{name} is not installed (run `make system-deps`)"
+    if os.environ.get("MLOPS_REQUIRE_SYSTEM_TOOLS") == "1":
+        pytest.fail(message)
+    pytest.skip(message)

@@ -19,6 +19,7 @@ def build_feature_assets(partitions_def: dg.PartitionsDefinition) -> dg.AssetsDe
             "dagster/column_lineage": LOAN_APPLICATIONS.column_lineage(RAW),
         },
         kinds={"pandas", "parquet"},
+        code_version=LOAN_APPLICATIONS.version,
     )
     def loan_features(
         context: dg.AssetExecutionContext, raw: pd.DataFrame

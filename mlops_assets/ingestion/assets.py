@@ -47,6 +47,7 @@ def build_ingestion_assets(partitions_def: dg.PartitionsDefinition) -> dg.Assets
                 description="Loan applications of the day that satisfy the data contract.",
                 metadata={"dagster/column_schema": LOAN_APPLICATIONS.column_schema("raw")},
                 kinds={"pandas", "parquet"},
+                code_version=LOAN_APPLICATIONS.version,
             ),
             REJECTED.path[-1]: dg.AssetOut(
                 dagster_type=dg.DagsterType(
@@ -61,6 +62,7 @@ def build_ingestion_assets(partitions_def: dg.PartitionsDefinition) -> dg.Assets
                 ),
                 metadata={"dagster/column_schema": quarantine_schema(LOAN_APPLICATIONS)},
                 kinds={"pandas", "parquet"},
+                code_version=LOAN_APPLICATIONS.version,
             ),
         },
         check_specs=[

@@ -16,6 +16,12 @@ from mlops_assets.contract import LOAN_APPLICATIONS, pandera_dagster_type
 from mlops_assets.io_manager import write_atomically
 from mlops_assets.mlflow_resources import ModelRegistry, RegistryError
 from mlops_assets.monitoring.drift import DriftResult, ReferenceProfile, dataset_drift
+from mlops_assets.monitoring.metrics import (
+    PrometheusMetrics,
+    drift_metrics,
+    performance_metrics,
+    prediction_metrics,
+)
 from mlops_assets.monitoring.policy import RetrainingPolicy
 from mlops_assets.training.assets import FEATURES, MLFLOW_RETRY_POLICY
 from mlops_assets.training.gates import ModelGates
@@ -113,6 +119,7 @@ def build_monitoring_assets(partitions_def: dg.PartitionsDefinition, reports_url
         features: pd.DataFrame,
         model_registry: ModelRegistry,
         retraining_policy: RetrainingPolicy,
+        metrics: PrometheusMetrics,
         mlflow: dg.ResourceParam[Any],
     ):
         """The day's features against the champion's training data: Evidently's tests, per column."""
@@ -126,9 +133,19 @@ def build_monitoring_assets(partitions_def: dg.PartitionsDefinition, reports_url
             config.max_report_rows,
             f"{reports_url}/drift_report/{context.partition_key}.html",
         )
-        _log_to_mlflow(mlflow, context, result, version, report_path)
+        mlflow_run = _log_to_mlflow(mlflow, context, result, version, report_path)
         table = result.to_frame().assign(reference_version=version)
         share = result.share
+        exported = metrics.export(
+            "drift_report",
+            drift_metrics(
+                context.partition_key,
+                share,
+                retraining_policy.drift_threshold,
+                ((c.column, c.test, c.score, c.drifted) for c in result.columns),
+            ),
+            context.log,
+        )
         yield dg.Output(
             table,
             metadata={
@@ -144,9 +161,13 @@ def build_monitoring_assets(partitions_def: dg.PartitionsDefinition, reports_url
                 "dropped_missing_or_infinite": dg.MetadataValue.json(
                     {c.column: c.dropped_current for c in result.columns if c.dropped_current}
                 ),
-                "evidently_report": dg.MetadataValue.path(report_path),
+                "evidently_report": dg.MetadataValue.url(_as_url(report_path)),
+                "mlflow_run": dg.MetadataValue.url(
+                    model_registry.run_url(mlflow_run.experiment_id, mlflow_run.run_id)
+                ),
                 "evidently_sample": sampled,
                 "model_version": dg.MetadataValue.url(model_registry.version_url(version)),
+                "prometheus_metrics": exported,
                 "dagster/row_count": len(table),
             },
         )
@@ -172,6 +193,7 @@ def build_monitoring_assets(partitions_def: dg.PartitionsDefinition, reports_url
         features: pd.DataFrame,
         model_registry: ModelRegistry,
         gates: ModelGates,
+        metrics: PrometheusMetrics,
     ) -> dg.Output[pd.DataFrame]:
         """Every application of the day scored by the current champion, with the version that scored it."""
         champion, model = _champion_or_fail(model_registry.load_champion)
@@ -188,16 +210,28 @@ def build_monitoring_assets(partitions_def: dg.PartitionsDefinition, reports_url
                 "model_version": str(champion.version),
             }
         )
+        mean_probability = float(probability.mean()) if len(probability) else float("nan")
+        decline_rate = float(declined.mean()) if len(declined) else float("nan")
+        exported = metrics.export(
+            "batch_predictions",
+            prediction_metrics(
+                context.partition_key,
+                str(champion.version),
+                len(predictions),
+                mean_probability,
+                decline_rate,
+            ),
+            context.log,
+        )
         return dg.Output(
             predictions,
             metadata={
                 "model_version": str(champion.version),
                 "dagster/row_count": len(predictions),
-                "mean_default_probability": float(probability.mean())
-                if len(probability)
-                else float("nan"),
-                "decline_rate": float(declined.mean()) if len(declined) else float("nan"),
+                "mean_default_probability": mean_probability,
+                "decline_rate": decline_rate,
                 "decision_threshold": gates.decision_threshold,
+                "prometheus_metrics": exported,
             },
         )
 
@@ -209,7 +243,10 @@ def build_monitoring_assets(partitions_def: dg.PartitionsDefinition, reports_url
         kinds={"pandas"},
     )
     def model_performance(
-        context: dg.AssetExecutionContext, batch_predictions: pd.DataFrame, features: pd.DataFrame
+        context: dg.AssetExecutionContext,
+        batch_predictions: pd.DataFrame,
+        features: pd.DataFrame,
+        metrics: PrometheusMetrics,
     ) -> dg.Output[pd.DataFrame]:
         """How well what was served did, once labels exist; re-materialize when late labels arrive."""
         label = LOAN_APPLICATIONS.label_column
@@ -220,7 +257,7 @@ def build_monitoring_assets(partitions_def: dg.PartitionsDefinition, reports_url
         )
         labelled = joined[joined[label].notna()]
         versions = ", ".join(sorted(batch_predictions["model_version"].unique())) or "none"
-        metrics = (
+        scores = (
             classification_metrics(
                 labelled[label].astype(int).to_numpy(), labelled["default_probability"].to_numpy()
             )
@@ -233,21 +270,27 @@ def build_monitoring_assets(partitions_def: dg.PartitionsDefinition, reports_url
             "model_version": versions,
             "scored_rows": len(joined),
             "labelled_rows": len(labelled),
-            "roc_auc": metrics["roc_auc"],
-            "pr_auc": metrics["pr_auc"],
-            "brier": metrics["brier"],
-            "log_loss": metrics["log_loss"],
-            "default_rate": metrics["positive_rate"],
+            "roc_auc": scores["roc_auc"],
+            "pr_auc": scores["pr_auc"],
+            "brier": scores["brier"],
+            "log_loss": scores["log_loss"],
+            "default_rate": scores["positive_rate"],
         }
         status = (
             "labels available"
             if len(labelled)
             else "labels not yet available: re-materialize later"
         )
+        exported = metrics.export(
+            "model_performance",
+            performance_metrics(versions, len(labelled), row["roc_auc"]),
+            context.log,
+        )
         return dg.Output(
             pd.DataFrame([row]),
             metadata={
                 "status": status,
+                "prometheus_metrics": exported,
                 "model_version": versions,
                 "labelled_rows": len(labelled),
                 **{
@@ -310,8 +353,9 @@ def _save_evidently_html(
 
 def _log_to_mlflow(
     tracking: Any, context: dg.AssetExecutionContext, result: DriftResult, version: str, report: str
-) -> None:
+) -> Any:
     """One MLflow run per drift report: the share, per-column scores and the HTML artifact."""
+    run = tracking.active_run().info
     try:
         tracking.set_tags(
             {
@@ -334,6 +378,12 @@ def _log_to_mlflow(
         tracking.end_run(status="FAILED")
         raise
     tracking.end_run()
+    return run
+
+
+def _as_url(location: str) -> str:
+    """A report location as a link: `file://` for a local path, an object-store URL as it is."""
+    return location if "://" in location else Path(location).resolve().as_uri()
 
 
 def _column_table(result: DriftResult) -> dg.MetadataValue:

@@ -9,6 +9,11 @@ from pandera.typing import Series
 
 from mlops_assets.contract import pandera_dagster_type
 from mlops_assets.mlflow_resources import ModelRegistry
+from mlops_assets.monitoring.metrics import (
+    PrometheusMetrics,
+    champion_metrics,
+    registration_metrics,
+)
 from mlops_assets.training.assets import MLFLOW_RETRY_POLICY, TRAINED_MODEL, TRAINING_SET
 from mlops_assets.training.gates import ModelGates
 from mlops_assets.training.model import SPLIT, VALIDATION
@@ -52,6 +57,7 @@ def build_registry_assets(partitions_def: dg.PartitionsDefinition) -> dg.AssetsD
         training_set: pd.DataFrame,
         model_registry: ModelRegistry,
         gates: ModelGates,
+        metrics: PrometheusMetrics,
     ) -> dg.Output[pd.DataFrame]:
         """The model in the MLflow Model Registry; `champion` moves to it only if every gate passes now."""
         card = trained_model.iloc[0]
@@ -88,6 +94,14 @@ def build_registry_assets(partitions_def: dg.PartitionsDefinition) -> dg.AssetsD
             )
             reason, is_champion = move.reason, True
             context.log.info(f"champion: v{previous or 'none'} -> v{version} ({reason})")
+        exported = metrics.export(
+            "model_registration",
+            registration_metrics(version, float(card["roc_auc"]), is_champion),
+            context.log,
+        )
+        current = model_registry.champion()
+        if current is not None:
+            metrics.export("champion", champion_metrics(str(current.version)), context.log)
         row = {
             "model_name": model_registry.model_name,
             "version": version,
@@ -107,6 +121,7 @@ def build_registry_assets(partitions_def: dg.PartitionsDefinition) -> dg.AssetsD
                 "model_version": dg.MetadataValue.url(model_registry.version_url(version)),
                 "gates": dg.MetadataValue.md(_gate_table(results)),
                 "alias_history": dg.MetadataValue.json(model_registry.alias_history()[-10:]),
+                "prometheus_metrics": exported,
             },
         )
 

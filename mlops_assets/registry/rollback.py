@@ -4,6 +4,7 @@ import dagster as dg
 from pydantic import Field
 
 from mlops_assets.mlflow_resources import ModelRegistry, RegistryError
+from mlops_assets.monitoring.metrics import PrometheusMetrics, champion_metrics
 from mlops_assets.registry.assets import REGISTERED_MODEL_VERSION
 from mlops_assets.training.assets import MLFLOW_RETRY_POLICY
 
@@ -20,7 +21,10 @@ class RollbackConfig(dg.Config):
 
 @dg.op(retry_policy=MLFLOW_RETRY_POLICY)
 def move_champion_back(
-    context: dg.OpExecutionContext, config: RollbackConfig, model_registry: ModelRegistry
+    context: dg.OpExecutionContext,
+    config: RollbackConfig,
+    model_registry: ModelRegistry,
+    metrics: PrometheusMetrics,
 ) -> None:
     """Move the alias, then record the move as an observation of `registered_model_version`."""
     try:
@@ -28,6 +32,7 @@ def move_champion_back(
     except RegistryError as error:
         raise dg.Failure(description=str(error), allow_retries=False) from error
     context.log.info(f"champion: v{move.previous_version} -> v{move.new_version} ({move.reason})")
+    metrics.export("champion", champion_metrics(move.new_version), context.log)
     context.log_event(
         dg.AssetObservation(
             asset_key=REGISTERED_MODEL_VERSION,

@@ -111,6 +111,7 @@ def build_training_assets(partitions_def: dg.PartitionsDefinition, window_days: 
             "window_days": window_days,
         },
         kinds={"pandas", "parquet"},
+        code_version=LOAN_APPLICATIONS.version,
     )
     def training_set(
         context: dg.AssetExecutionContext, config: TrainingSetConfig, features: Any

@@ -1,0 +1,196 @@
+"""Prometheus metrics of the lifecycle, exported with `prometheus_client` by the assets that know them.
+
+Pushed to a Pushgateway when PROMETHEUS_PUSHGATEWAY_URL is set, otherwise written in the text
+exposition format to `<MLOPS_METRICS_DIR>/<group>.prom` (the folder node_exporter's textfile
+collector reads). Each asset owns one group and replaces it whole on every export, so a metric
+always holds the latest value. The names here are the ones `alerting.py` writes rules against.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+import dagster as dg
+from pydantic import Field
+
+DRIFT_SHARE = "mlops_drift_share"
+DRIFT_THRESHOLD = "mlops_drift_threshold"
+DRIFTED_COLUMNS = "mlops_drift_drifted_columns"
+DRIFT_COLUMN_SCORE = "mlops_drift_column_score"
+DRIFT_COLUMN_DRIFTED = "mlops_drift_column_drifted"
+DRIFT_PARTITION = "mlops_drift_report_partition_timestamp_seconds"
+DRIFT_EXPORTED = "mlops_drift_report_timestamp_seconds"
+CHAMPION_VERSION = "mlops_champion_version"
+CHAMPION_MOVED = "mlops_champion_moved_timestamp_seconds"
+REGISTERED_VERSION = "mlops_model_registered_version"
+REGISTERED_AUC = "mlops_model_registered_validation_roc_auc"
+REGISTERED_PROMOTED = "mlops_model_registered_promoted"
+PREDICTIONS = "mlops_batch_predictions_rows"
+PREDICTION_MEAN = "mlops_batch_predictions_mean_default_probability"
+DECLINE_RATE = "mlops_batch_predictions_decline_rate"
+PREDICTION_PARTITION = "mlops_batch_predictions_partition_timestamp_seconds"
+MODEL_AUC = "mlops_model_roc_auc"
+LABELLED_ROWS = "mlops_model_labelled_rows"
+
+
+@dataclass(frozen=True)
+class Metric:
+    """One gauge sample; every metric also carries `model` (the registered model name)."""
+
+    name: str
+    help: str
+    value: float
+    labels: Mapping[str, str] = field(default_factory=dict)
+
+
+class PrometheusMetrics(dg.ConfigurableResource):
+    """Where lifecycle metrics go: a Pushgateway, or text files (PROMETHEUS_PUSHGATEWAY_URL, MLOPS_METRICS_DIR)."""
+
+    model_name: str = Field(description="Value of the `model` label on every metric")
+    pushgateway_url: str | None = Field(
+        default=None, description="Push here (job `mlops_assets`) instead of writing files"
+    )
+    textfile_dir: str = Field(description="Folder of `<group>.prom` files when not pushing")
+    job: str = Field(default="mlops_assets", description="Pushgateway job label")
+
+    def export(self, group: str, metrics: Iterable[Metric], log: dg.DagsterLogManager) -> str:
+        """Replace `group`'s metrics; a Pushgateway that fails is logged, never fails the step.
+
+        Returns where the metrics went (or why they did not), for the asset's metadata.
+        """
+        from prometheus_client import CollectorRegistry, Gauge, push_to_gateway, write_to_textfile
+
+        registry = CollectorRegistry()
+        gauges: dict[str, Gauge] = {}
+        for metric in metrics:
+            labels = {"model": self.model_name, **metric.labels}
+            if metric.name not in gauges:
+                gauges[metric.name] = Gauge(
+                    metric.name, metric.help, sorted(labels), registry=registry
+                )
+            gauges[metric.name].labels(**labels).set(metric.value)
+        if self.pushgateway_url:
+            grouping = {"model": self.model_name, "group": group}
+            try:
+                push_to_gateway(
+                    self.pushgateway_url,
+                    job=self.job,
+                    grouping_key=grouping,
+                    registry=registry,
+                    timeout=10,
+                )
+            except OSError as error:
+                log.warning(
+                    f"Prometheus metrics of {group} not pushed to {self.pushgateway_url}: {error}"
+                )
+                return f"push to {self.pushgateway_url} failed: {error}"
+            return f"pushed to {self.pushgateway_url} (job={self.job}, group={group})"
+        path = Path(self.textfile_dir) / f"{group}.prom"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        write_to_textfile(str(path), registry)  # writes a temporary file, then renames it
+        return str(path)
+
+
+def partition_timestamp(partition_key: str) -> float:
+    """A daily partition key as the Unix time of its start (UTC), so dashboards can show the day."""
+    return datetime.fromisoformat(partition_key).replace(tzinfo=UTC).timestamp()
+
+
+def drift_metrics(
+    partition_key: str,
+    share: float,
+    threshold: float,
+    columns: Iterable[tuple[str, str, float, bool]],
+) -> list[Metric]:
+    """A drift report: share, threshold, and per column (name, test, score, drifted)."""
+    columns = list(columns)
+    return [
+        Metric(DRIFT_SHARE, "Share of feature columns drifted in the latest drift report", share),
+        Metric(DRIFT_THRESHOLD, "Drift share above which retraining is due", threshold),
+        Metric(
+            DRIFTED_COLUMNS,
+            "Drifted columns in the latest drift report",
+            sum(c[3] for c in columns),
+        ),
+        *(
+            Metric(
+                DRIFT_COLUMN_SCORE,
+                "Per-column drift score (distance, or p-value for ks/chisquare/z)",
+                score,
+                {"column": column, "test": test},
+            )
+            for column, test, score, _ in columns
+        ),
+        *(
+            Metric(
+                DRIFT_COLUMN_DRIFTED, "1 if the column drifted", float(drifted), {"column": column}
+            )
+            for column, _, _, drifted in columns
+        ),
+        Metric(
+            DRIFT_PARTITION,
+            "Day (partition start) of the latest drift report",
+            partition_timestamp(partition_key),
+        ),
+        Metric(DRIFT_EXPORTED, "When the latest drift report was exported", time.time()),
+    ]
+
+
+def champion_metrics(version: str) -> list[Metric]:
+    return [
+        Metric(CHAMPION_VERSION, "Registry version the champion alias points at", float(version)),
+        Metric(CHAMPION_MOVED, "When the champion alias was last set or confirmed", time.time()),
+    ]
+
+
+def registration_metrics(version: str, roc_auc: float, promoted: bool) -> list[Metric]:
+    return [
+        Metric(REGISTERED_VERSION, "Latest registered model version", float(version)),
+        Metric(REGISTERED_AUC, "Validation ROC AUC of the latest registered version", roc_auc),
+        Metric(
+            REGISTERED_PROMOTED,
+            "1 if the latest registered version is champion",
+            float(promoted),
+        ),
+    ]
+
+
+def prediction_metrics(
+    partition_key: str, model_version: str, rows: int, mean_probability: float, decline_rate: float
+) -> list[Metric]:
+    labels = {"model_version": model_version}
+    return [
+        Metric(PREDICTIONS, "Applications scored in the latest batch", rows, labels),
+        Metric(
+            PREDICTION_MEAN,
+            "Mean predicted default probability of the latest batch",
+            mean_probability,
+            labels,
+        ),
+        Metric(DECLINE_RATE, "Share of the latest batch declined", decline_rate, labels),
+        Metric(
+            PREDICTION_PARTITION,
+            "Day (partition start) of the latest batch",
+            partition_timestamp(partition_key),
+            labels,
+        ),
+    ]
+
+
+def performance_metrics(model_version: str, labelled_rows: int, roc_auc: float) -> list[Metric]:
+    """Served-model quality; the AUC only once labels exist (no sample rather than a NaN)."""
+    labels = {"model_version": model_version}
+    metrics = [
+        Metric(LABELLED_ROWS, "Labelled rows behind the served model's AUC", labelled_rows, labels)
+    ]
+    if labelled_rows and roc_auc == roc_auc:
+        metrics.append(
+            Metric(
+                MODEL_AUC, "ROC AUC of the served model on labelled applications", roc_auc, labels
+            )
+        )
+    return metrics

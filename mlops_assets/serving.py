@@ -1,0 +1,202 @@
+"""Online serving of the champion: MLflow's own model server locally, a KServe manifest for clusters.
+
+    python -m mlops_assets.serving serve [--port 5001]        # `make serve`
+    python -m mlops_assets.serving kserve [--out FILE]        # `make kserve-manifest`
+
+Both read the same settings as the code location (MLFLOW_TRACKING_URI, MLOPS_MODEL_NAME, ...).
+The server answers POST /invocations with the default probability as `predictions: [[p(0), p(1)]]`,
+the same `predict_proba` the batch scorer uses.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import sys
+from pathlib import Path
+from typing import Any
+
+from mlops_assets.settings import PlatformSettings
+
+CHAMPION_ALIAS = "champion"
+KSERVE_API_VERSION = "serving.kserve.io/v1beta1"
+
+
+def model_uri(settings: PlatformSettings, version: str | None = None) -> str:
+    """`models:/<name>@champion`, or one pinned version."""
+    if version:
+        return f"models:/{settings.model_name}/{version}"
+    return f"models:/{settings.model_name}@{CHAMPION_ALIAS}"
+
+
+def serve_command(
+    settings: PlatformSettings, host: str, port: int, version: str | None = None, workers: int = 1
+) -> tuple[list[str], dict[str, str]]:
+    """The `mlflow models serve` command line and environment for the champion (or `version`).
+
+    `--env-manager local`: the platform's own environment already has the model's dependencies,
+    and no environment is built (or downloaded) at start-up.
+    """
+    bin_dir = Path(sys.executable).parent
+    mlflow = bin_dir / "mlflow"
+    command = [
+        str(mlflow), "models", "serve",
+        "--model-uri", model_uri(settings, version),
+        "--env-manager", "local",
+        "--host", host, "--port", str(port), "--workers", str(workers),
+    ]  # fmt: skip
+    path = os.pathsep.join([str(bin_dir), os.environ.get("PATH", "")])  # mlflow runs `uvicorn`
+    return command, {
+        **os.environ,
+        "PATH": path,
+        "MLFLOW_TRACKING_URI": settings.mlflow_tracking_uri,
+    }
+
+
+def _registry(settings: PlatformSettings) -> Any:
+    from mlops_assets.definitions import build_resources
+
+    return build_resources(settings)["model_registry"]
+
+
+def storage_uri(download_uri: str, artifacts_destination: str | None) -> str:
+    """Where KServe finds the model files: the registry's download URI, or for a tracking server
+    that proxies artifacts (`mlflow-artifacts:/...`), the same path under the server's
+    `--artifacts-destination` (for example s3://mlflow)."""
+    if not download_uri.startswith("mlflow-artifacts:"):
+        return download_uri
+    if not artifacts_destination:
+        raise ValueError(
+            f"{download_uri} is served by the MLflow server, which KServe cannot read: pass "
+            "--artifacts-destination (the server's --artifacts-destination, e.g. s3://mlflow)"
+        )
+    path = download_uri.removeprefix("mlflow-artifacts:")
+    if path.startswith("//"):  # mlflow-artifacts://host:port/path
+        path = path[2:].partition("/")[2]
+    return f"{artifacts_destination.rstrip('/')}/{path.lstrip('/')}"
+
+
+def inference_service(
+    settings: PlatformSettings,
+    version: str | None = None,
+    namespace: str | None = None,
+    service_account: str | None = None,
+    artifacts_destination: str | None = None,
+) -> dict[str, Any]:
+    """A KServe `InferenceService` for the champion (or `version`), from the registry.
+
+    KServe's MLflow runtime (MLServer, protocol v2) loads the model directory at `storageUri`,
+    which is the registry's download URI of the version: an `s3://` URL on a cluster install.
+    `service_account` names one whose secret holds the object-store credentials.
+    """
+    from mlops_assets.mlflow_resources import RegistryError
+
+    registry = _registry(settings)
+    chosen = registry.require_version(version) if version else registry.champion()
+    if chosen is None:
+        raise RegistryError(
+            f"{settings.model_name!r} has no {CHAMPION_ALIAS} yet; train one or pass --version"
+        )
+    number = str(chosen.version)
+    download_uri = registry.client().get_model_version_download_uri(settings.model_name, number)
+    predictor: dict[str, Any] = {
+        "minReplicas": 1,
+        "model": {
+            "modelFormat": {"name": "mlflow"},
+            "protocolVersion": "v2",
+            "storageUri": storage_uri(download_uri, artifacts_destination),
+            "resources": {
+                "requests": {"cpu": "500m", "memory": "1Gi"},
+                "limits": {"cpu": "1", "memory": "2Gi"},
+            },
+        },
+    }
+    if service_account:
+        predictor["serviceAccountName"] = service_account
+    metadata: dict[str, Any] = {
+        "name": _dns_label(settings.model_name),
+        "labels": {
+            "app.kubernetes.io/part-of": "mlops-assets",
+            "mlops-assets/model-version": number,
+        },
+        "annotations": {
+            "mlops-assets/model-uri": model_uri(settings, number),
+            "mlops-assets/run-id": chosen.run_id or "",
+            "mlops-assets/served-alias": "" if version else CHAMPION_ALIAS,
+        },
+    }
+    if namespace:
+        metadata["namespace"] = namespace
+    return {
+        "apiVersion": KSERVE_API_VERSION,
+        "kind": "InferenceService",
+        "metadata": metadata,
+        "spec": {"predictor": predictor},
+    }
+
+
+def _dns_label(name: str) -> str:
+    """A Kubernetes object name (RFC 1123 label) from a registered model name."""
+    label = re.sub(r"[^a-z0-9-]+", "-", name.lower()).strip("-")[:63].rstrip("-")
+    if not label:
+        raise ValueError(f"Model name {name!r} has nothing usable as a Kubernetes name")
+    return label
+
+
+def main(argv: list[str] | None = None) -> None:
+    import yaml
+
+    parser = argparse.ArgumentParser(
+        description="Serve the champion model, or describe it for KServe."
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+    serve = commands.add_parser("serve", help="run `mlflow models serve` on the champion")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=5001)
+    serve.add_argument("--version", help="serve this registry version instead of the champion")
+    serve.add_argument("--workers", type=int, default=1)
+    kserve = commands.add_parser("kserve", help="write a KServe InferenceService manifest")
+    kserve.add_argument("--version", help="this registry version instead of the champion")
+    kserve.add_argument("--namespace")
+    kserve.add_argument("--service-account", help="service account with object-store credentials")
+    kserve.add_argument(
+        "--artifacts-destination",
+        default=os.environ.get("MLOPS_MLFLOW_ARTIFACTS_DESTINATION"),
+        help="the MLflow server's --artifacts-destination (e.g. s3://mlflow), for proxied artifacts",
+    )
+    kserve.add_argument("--out", type=Path, help="file to write (default: standard output)")
+    args = parser.parse_args(argv)
+    settings = PlatformSettings.from_env()
+
+    if args.command == "serve":
+        command, env = serve_command(settings, args.host, args.port, args.version, args.workers)
+        print(f"serving {model_uri(settings, args.version)} from {settings.mlflow_tracking_uri}")
+        os.execve(command[0], command, env)
+
+    from mlops_assets.mlflow_resources import RegistryError
+
+    try:
+        manifest = inference_service(
+            settings, args.version, args.namespace, args.service_account, args.artifacts_destination
+        )
+    except (RegistryError, ValueError) as error:
+        parser.exit(2, f"error: {error}\n")
+    storage = manifest["spec"]["predictor"]["model"]["storageUri"]
+    if not storage.startswith(("s3://", "gs://", "https://", "pvc://", "hdfs://", "oci://")):
+        print(
+            f"warning: storageUri {storage} is not reachable from a cluster; "
+            "log models to an object store (MLflow server with S3 artifacts) for KServe",
+            file=sys.stderr,
+        )
+    text = yaml.safe_dump(manifest, sort_keys=False)
+    if args.out:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(text)
+        print(args.out)
+    else:
+        sys.stdout.write(text)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,133 @@
+"""Alert rules and dashboard are generated from the sensor's own policy, and Prometheus accepts them."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+import yaml
+
+from mlops_assets.definitions import build_definitions
+from mlops_assets.monitoring.alerting import (
+    DASHBOARD_FILE,
+    RULES_FILE,
+    alert_rules,
+    grafana_dashboard,
+    write_monitoring_files,
+)
+from mlops_assets.monitoring.policy import DriftObservation, retraining_decision
+from mlops_assets.settings import PlatformSettings
+from mlops_assets_tests.servers import require_tool
+
+COMMITTED = Path(__file__).resolve().parents[1] / "deploy" / "monitoring"
+
+
+def rules_by_name(settings: PlatformSettings) -> dict[str, dict]:
+    return {rule["alert"]: rule for rule in alert_rules(settings)["groups"][0]["rules"]}
+
+
+def test_committed_files_are_what_the_default_settings_generate(tmp_path):
+    write_monitoring_files(PlatformSettings.from_env({}), tmp_path)
+    for name in (RULES_FILE, DASHBOARD_FILE):
+        assert (COMMITTED / name).read_text() == (tmp_path / name).read_text(), (
+            f"deploy/monitoring/{name} is stale: run `make monitoring-files`"
+        )
+
+
+@pytest.mark.parametrize(
+    ("env", "expected_for"),
+    [({}, "0s"), ({"MLOPS_DRIFT_THRESHOLD": "0.35", "MLOPS_RETRAIN_CONSECUTIVE": "3"}, "48h")],
+)
+def test_rules_and_dashboard_follow_the_policy_the_sensor_reads(env, expected_for):
+    settings = PlatformSettings.from_env({"MLOPS_GATE_MIN_ROC_AUC": "0.74", **env})
+    resources = build_definitions(settings).resources
+    policy, gates = resources["retraining_policy"], resources["gates"]
+    rules = rules_by_name(settings)
+    drift = rules["MlopsDriftAboveThreshold"]
+    assert drift["expr"] == (
+        f'mlops_drift_share{{model="{settings.model_name}"}} > {policy.drift_threshold}'
+    )
+    assert drift["for"] == expected_for
+    assert rules["MlopsServedModelAucBelowFloor"]["expr"].endswith(f"< {gates.min_roc_auc}")
+
+    panels = {panel["title"]: panel for panel in grafana_dashboard(settings)["panels"]}
+    drift_panel = next(p for t, p in panels.items() if t.startswith("Drift share"))
+    steps = drift_panel["fieldConfig"]["defaults"]["thresholds"]["steps"]
+    assert steps[-1] == {"color": "red", "value": policy.drift_threshold}
+    auc_panel = next(p for t, p in panels.items() if t.startswith("Served model ROC AUC"))
+    assert auc_panel["fieldConfig"]["defaults"]["thresholds"]["steps"][-1]["value"] == 0.74
+
+
+def test_promtool_accepts_the_rules_and_they_fire_when_the_sensor_retrains(tmp_path):
+    """Three daily reports above 0.2 with a consecutive count of 3: alert and sensor agree."""
+    promtool = require_tool("promtool")
+    settings = PlatformSettings.from_env({"MLOPS_RETRAIN_CONSECUTIVE": "3"})
+    write_monitoring_files(settings, tmp_path)
+    checked = subprocess.run(
+        [promtool, "check", "rules", str(tmp_path / RULES_FILE)], capture_output=True, text=True
+    )
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    assert "SUCCESS: 4 rules found" in checked.stdout
+
+    # one drift report a day (values held between pushes): 0.1, then 0.25 from day 1 on
+    shares = [0.1, 0.25, 0.25, 0.25, 0.25]
+    policy = build_definitions(settings).resources["retraining_policy"]
+    reports = [
+        DriftObservation(f"2026-01-0{day + 1}", share, day, "1") for day, share in enumerate(shares)
+    ]
+    sensor_retrains_on = next(
+        day
+        for day, report in enumerate(reports)
+        if retraining_decision(
+            report, reversed(reports[:day]), policy, False, None, datetime.now(UTC)
+        ).retrain
+    )
+    assert sensor_retrains_on == 3
+    model = settings.model_name
+    hourly = " ".join(str(share) for share in shares for _ in range(24))
+    rule = rules_by_name(settings)["MlopsDriftAboveThreshold"]
+    firing = {
+        "exp_labels": rule["labels"],
+        "exp_annotations": {
+            **rule["annotations"],
+            "summary": rule["annotations"]["summary"].replace("{{ $value }}", "0.25"),
+        },
+    }
+    test_file = tmp_path / "rules_test.yml"
+    test_file.write_text(
+        yaml.safe_dump(
+            {
+                "rule_files": [RULES_FILE],
+                "evaluation_interval": "1h",
+                "tests": [
+                    {
+                        "interval": "1h",
+                        "input_series": [
+                            {"series": f'mlops_drift_share{{model="{model}"}}', "values": hourly},
+                            {"series": f'mlops_champion_version{{model="{model}"}}', "values": "1x120"},
+                        ],
+                        "alert_rule_test": [
+                            {"eval_time": f"{day * 24 + 1}h", "alertname": "MlopsDriftAboveThreshold",
+                             "exp_alerts": [] if day < sensor_retrains_on else [firing]}
+                            for day in range(len(shares))
+                        ],
+                    }
+                ],
+            }
+        )
+    )  # fmt: skip
+    tested = subprocess.run(
+        [promtool, "test", "rules", test_file.name], cwd=tmp_path, capture_output=True, text=True
+    )
+    assert tested.returncode == 0, tested.stdout + tested.stderr
+
+
+def test_dashboard_is_grafana_json_with_a_prometheus_datasource_variable():
+    dashboard = json.loads((COMMITTED / DASHBOARD_FILE).read_text())
+    assert dashboard["templating"]["list"][0]["query"] == "prometheus"
+    for panel in dashboard["panels"]:
+        assert panel["datasource"]["uid"] == "${datasource}"
+        assert all(target["expr"].startswith("mlops_") for target in panel["targets"])

@@ -1,0 +1,153 @@
+"""Online serving: the champion behind `mlflow models serve`, and its KServe manifest."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import urllib.error
+import urllib.request
+
+import jsonschema
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+
+from mlops_assets.contract import LOAN_APPLICATIONS
+from mlops_assets.definitions import TRAINING_JOB
+from mlops_assets.serving import serve_command, storage_uri
+from mlops_assets_tests.conftest import HISTORY_DAYS, Platform
+from mlops_assets_tests.k8s_schemas import validate_inference_service
+from mlops_assets_tests.servers import free_port, running
+
+DAY = HISTORY_DAYS[-1]
+
+
+def post(url: str, body: bytes) -> tuple[int, dict]:
+    request = urllib.request.Request(
+        url, data=body, headers={"Content-Type": "application/json"}, method="POST"
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as error:
+        return error.code, json.loads(error.read() or b"{}")
+
+
+def as_json(payload: dict) -> bytes:
+    return json.dumps(payload).encode()
+
+
+@pytest.mark.slow
+def test_champion_served_over_http_matches_batch_scores_and_rejects_bad_requests(
+    platform: Platform, tmp_path
+):
+    assert platform.run(TRAINING_JOB, DAY).success
+    assert platform.materialize(["batch_predictions"], DAY).success
+    batch = pd.read_parquet(
+        platform.settings.home / "assets" / "batch_predictions" / f"{DAY}.parquet"
+    )
+    features = pd.read_parquet(
+        platform.settings.home / "assets" / "loan_features" / f"{DAY}.parquet"
+    )
+    rows = features.head(50)
+    expected = (
+        batch.set_index(LOAN_APPLICATIONS.id_column)
+        .loc[rows[LOAN_APPLICATIONS.id_column], "default_probability"]
+        .to_numpy()
+    )
+    request_frame = rows[LOAN_APPLICATIONS.feature_columns]
+
+    port = free_port()
+    command, env = serve_command(platform.settings, "127.0.0.1", port)
+    url = f"http://127.0.0.1:{port}/invocations"
+    with running(command, f"http://127.0.0.1:{port}/ping", tmp_path / "serve.log", env=env):
+        split = json.loads(request_frame.to_json(orient="split", index=False))
+        status, body = post(url, as_json({"dataframe_split": split}))
+        assert status == 200, body
+        served = np.array(body["predictions"])
+        assert served.shape == (len(rows), 2)
+        np.testing.assert_allclose(served[:, 1], expected, rtol=1e-9)
+
+        records = json.loads(request_frame.to_json(orient="records"))
+        status, body = post(url, as_json({"instances": records}))
+        assert status == 200, body
+        np.testing.assert_allclose(np.array(body["predictions"])[:, 1], expected, rtol=1e-9)
+
+        missing = {"dataframe_split": {**split, "columns": split["columns"][1:]}}
+        missing["dataframe_split"]["data"] = [row[1:] for row in split["data"]]
+        status, body = post(url, as_json(missing))
+        assert status == 400 and "missing inputs ['age']" in body["message"]
+
+        column = split["columns"].index("credit_score")
+        wrong = [[*row[:column], "excellent", *row[column + 1 :]] for row in split["data"][:3]]
+        status, body = post(url, as_json({"dataframe_split": {**split, "data": wrong}}))
+        assert status == 400 and "Failed to convert column credit_score" in body["message"]
+        # `instances` gets a 400 too, though MLflow's message names the value, not the column
+        status, body = post(url, as_json({"instances": [{**records[0], "credit_score": "x"}]}))
+        assert status == 400 and "invalid literal" in body["message"]
+
+        for empty in (b"", b"{}", b"{not json"):
+            status, body = post(url, empty)
+            assert 400 <= status < 500 and body["message"], (empty, status, body)
+
+        status, body = post(url, as_json({"dataframe_split": split}))  # still serving
+        assert status == 200 and len(body["predictions"]) == len(rows)
+
+
+def test_kserve_manifest_names_the_champion_and_is_valid(platform: Platform, tmp_path):
+    env = {  # not os.environ: mlflow.set_tracking_uri exports MLFLOW_TRACKING_URI in-process
+        "PATH": os.environ["PATH"],
+        "MLOPS_HOME": str(platform.settings.home),
+    }
+    out = tmp_path / "isvc.yaml"
+    command = [sys.executable, "-m", "mlops_assets.serving", "kserve", "--namespace", "ml"]
+
+    before = subprocess.run(command, env=env, capture_output=True, text=True)
+    assert before.returncode == 2 and "has no champion yet" in before.stderr
+
+    assert platform.run(TRAINING_JOB, DAY).success
+    done = subprocess.run(
+        [*command, "--service-account", "s3-reader", "--out", str(out)],
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "not reachable from a cluster" in done.stderr  # a local file store, said plainly
+    manifest = yaml.safe_load(out.read_text())
+    validate_inference_service(manifest)
+
+    champion = platform.registry.champion()
+    client = platform.registry.client()
+    model = manifest["spec"]["predictor"]["model"]
+    assert model["storageUri"] == client.get_model_version_download_uri(
+        platform.settings.model_name, champion.version
+    )
+    assert model["modelFormat"] == {"name": "mlflow"} and model["protocolVersion"] == "v2"
+    assert manifest["metadata"]["labels"]["mlops-assets/model-version"] == str(champion.version)
+    assert manifest["metadata"]["namespace"] == "ml"
+    assert manifest["spec"]["predictor"]["serviceAccountName"] == "s3-reader"
+
+    misspelt = yaml.safe_load(out.read_text())
+    misspelt["spec"]["predictor"]["model"]["storageURI"] = model.pop("storageUri")
+    with pytest.raises(jsonschema.ValidationError):
+        validate_inference_service(misspelt)
+    bad_quantity = yaml.safe_load(out.read_text())
+    bad_quantity["spec"]["predictor"]["model"]["resources"]["limits"] = {"cpu": ["1"]}
+    with pytest.raises(jsonschema.ValidationError):
+        validate_inference_service(bad_quantity)
+
+
+def test_kserve_reads_proxied_artifacts_from_the_servers_object_store():
+    proxied = "mlflow-artifacts:/1/models/m-abc/artifacts"
+    assert storage_uri(proxied, "s3://mlflow/") == "s3://mlflow/1/models/m-abc/artifacts"
+    assert (
+        storage_uri("mlflow-artifacts://mlflow:5000/1/models/m-abc/artifacts", "s3://mlflow")
+        == "s3://mlflow/1/models/m-abc/artifacts"
+    )
+    assert storage_uri("s3://bucket/models/m-1", None) == "s3://bucket/models/m-1"
+    with pytest.raises(ValueError, match="--artifacts-destination"):
+        storage_uri(proxied, None)
