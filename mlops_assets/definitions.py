@@ -86,6 +86,15 @@ def _with_owners(spec: dg.AssetSpec) -> dg.AssetSpec:
     return spec.replace_attributes(owners=GROUP_OWNERS.get(spec.group_name or "", []))
 
 
+def _executor(settings: PlatformSettings) -> dg.ExecutorDefinition | None:
+    """One pod per step on Kubernetes (sensor-launched retraining included); else Dagster's default."""
+    if settings.deployment != "k8s":
+        return None
+    from dagster_k8s import k8s_job_executor
+
+    return k8s_job_executor
+
+
 def build_definitions(settings: PlatformSettings | None = None) -> dg.Definitions:
     """Everything the code location serves, for the given (default: environment) settings."""
     settings = settings or PlatformSettings.from_env()
@@ -114,6 +123,7 @@ def build_definitions(settings: PlatformSettings | None = None) -> dg.Definition
         _with_owners, [ingestion, features, *training, registry, *monitoring]
     )
     return dg.Definitions(
+        executor=_executor(settings),
         assets=assets,
         jobs=[ingestion_job, daily_job, training_job, rollback_champion],
         sensors=[

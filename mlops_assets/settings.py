@@ -15,6 +15,7 @@ from pathlib import Path
 from mlops_assets.sources.synthetic import DriftScenario
 
 SOURCES = ("synthetic", "files")
+DEPLOYMENTS = ("local", "k8s")
 
 
 class SettingsError(ValueError):
@@ -23,6 +24,7 @@ class SettingsError(ValueError):
 
 @dataclass(frozen=True)
 class PlatformSettings:
+    deployment: str
     home: Path
     storage_url: str
     partitions_start: str
@@ -56,8 +58,10 @@ class PlatformSettings:
     def from_env(cls, environ: Mapping[str, str] | None = None) -> PlatformSettings:
         env = os.environ if environ is None else environ
         home = Path(env.get("MLOPS_HOME", ".mlops_home")).expanduser().resolve()
+        deployment = _choice(env, "MLOPS_DEPLOYMENT", "local", DEPLOYMENTS)
         storage_url = env.get("MLOPS_STORAGE_URL", str(home / "assets"))
         settings = cls(
+            deployment=deployment,
             home=home,
             storage_url=storage_url,
             partitions_start=_date(env, "MLOPS_PARTITIONS_START", "2026-01-01"),
@@ -85,7 +89,13 @@ class PlatformSettings:
             model_name=env.get("MLOPS_MODEL_NAME", "loan-default-classifier"),
             training_window_days=_number(env, "MLOPS_TRAINING_WINDOW_DAYS", "30", int),
             gate_overrides=_gate_overrides(env),
-            reports_url=env.get("MLOPS_REPORTS_URL", str(home / "reports")),
+            reports_url=env.get(
+                "MLOPS_REPORTS_URL",
+                # On Kubernetes a pod's disk goes with the pod: reports live next to the assets.
+                f"{storage_url.rstrip('/')}/reports"
+                if deployment == "k8s"
+                else str(home / "reports"),
+            ),
             drift_threshold=_number(env, "MLOPS_DRIFT_THRESHOLD", "0.2", float),
             retrain_consecutive=_number(env, "MLOPS_RETRAIN_CONSECUTIVE", "1", int),
             retrain_cooldown_hours=_number(env, "MLOPS_RETRAIN_COOLDOWN_HOURS", "0", float),
@@ -97,6 +107,8 @@ class PlatformSettings:
             pushgateway_url=env.get("PROMETHEUS_PUSHGATEWAY_URL") or None,
             metrics_dir=env.get("MLOPS_METRICS_DIR", str(home / "metrics")),
         )
+        if deployment == "k8s":
+            _check_k8s(env)
         if settings.source == "files" and not settings.source_url:
             raise SettingsError(
                 "MLOPS_SOURCE=files needs MLOPS_SOURCE_URL (a folder or fsspec URL)"
@@ -114,6 +126,22 @@ class PlatformSettings:
                 f"MLOPS_DRIFT_SCENARIO={settings.drift_scenario} needs MLOPS_DRIFT_START (YYYY-MM-DD)"
             )
         return settings
+
+
+def _check_k8s(env: Mapping[str, str]) -> None:
+    """The Kubernetes profile: every step runs in its own pod, so nothing may live on pod disks."""
+    storage = env.get("MLOPS_STORAGE_URL", "")
+    if "://" not in storage or storage.startswith("file://"):
+        raise SettingsError(
+            "MLOPS_DEPLOYMENT=k8s needs MLOPS_STORAGE_URL on an object store shared by all step "
+            f"pods (for example s3://mlops/assets); got {storage or 'nothing'!r}"
+        )
+    tracking = env.get("MLFLOW_TRACKING_URI", "")
+    if not tracking.startswith(("http://", "https://")):
+        raise SettingsError(
+            "MLOPS_DEPLOYMENT=k8s needs MLFLOW_TRACKING_URI pointing at an MLflow tracking server "
+            f"(http://...); got {tracking or 'nothing'!r}"
+        )
 
 
 # MLOPS_GATE_<FIELD> overrides a field of `ModelGates`; unset ones keep the documented default.

@@ -4,6 +4,7 @@ import dagster as dg
 import pandas as pd
 
 from mlops_assets.contract import LOAN_APPLICATIONS
+from mlops_assets.deployment import k8s_op_tags
 from mlops_assets.features.engineering import build_features
 from mlops_assets.ingestion.assets import RAW
 
@@ -20,6 +21,7 @@ def build_feature_assets(partitions_def: dg.PartitionsDefinition) -> dg.AssetsDe
         },
         kinds={"pandas", "parquet"},
         code_version=LOAN_APPLICATIONS.version,
+        op_tags=k8s_op_tags("features"),
     )
     def loan_features(
         context: dg.AssetExecutionContext, raw: pd.DataFrame

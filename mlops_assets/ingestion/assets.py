@@ -9,6 +9,7 @@ import pandera.pandas as pa
 from pydantic import Field
 
 from mlops_assets.contract import LOAN_APPLICATIONS
+from mlops_assets.deployment import k8s_op_tags
 from mlops_assets.ingestion.validation import (
     REJECTION_REASON,
     ValidationResult,
@@ -38,6 +39,7 @@ def build_ingestion_assets(partitions_def: dg.PartitionsDefinition) -> dg.Assets
 
     @dg.multi_asset(
         name="ingest_loan_applications",
+        op_tags=k8s_op_tags("ingestion"),
         partitions_def=partitions_def,
         can_subset=False,
         outs={

@@ -13,6 +13,7 @@ from pandera.typing import Series
 from pydantic import Field
 
 from mlops_assets.contract import LOAN_APPLICATIONS, pandera_dagster_type
+from mlops_assets.deployment import k8s_op_tags
 from mlops_assets.io_manager import write_atomically
 from mlops_assets.mlflow_resources import ModelRegistry, RegistryError
 from mlops_assets.monitoring.drift import DriftResult, ReferenceProfile, dataset_drift
@@ -112,6 +113,7 @@ def build_monitoring_assets(partitions_def: dg.PartitionsDefinition, reports_url
             )
         ],
         kinds={"evidently", "pandas", "mlflow"},
+        op_tags=k8s_op_tags("monitoring"),
     )
     def drift_report(
         context: dg.AssetExecutionContext,
@@ -187,6 +189,7 @@ def build_monitoring_assets(partitions_def: dg.PartitionsDefinition, reports_url
         ins={"features": dg.AssetIn(FEATURES)},
         retry_policy=MLFLOW_RETRY_POLICY,
         kinds={"sklearn", "mlflow", "pandas"},
+        op_tags=k8s_op_tags("serving"),
     )
     def batch_predictions(
         context: dg.AssetExecutionContext,
@@ -241,6 +244,7 @@ def build_monitoring_assets(partitions_def: dg.PartitionsDefinition, reports_url
         dagster_type=pandera_dagster_type(ModelPerformance),
         ins={"batch_predictions": dg.AssetIn(BATCH_PREDICTIONS), "features": dg.AssetIn(FEATURES)},
         kinds={"pandas"},
+        op_tags=k8s_op_tags("serving"),
     )
     def model_performance(
         context: dg.AssetExecutionContext,

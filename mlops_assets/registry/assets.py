@@ -8,6 +8,7 @@ import pandera.pandas as pa
 from pandera.typing import Series
 
 from mlops_assets.contract import pandera_dagster_type
+from mlops_assets.deployment import k8s_op_tags
 from mlops_assets.mlflow_resources import ModelRegistry
 from mlops_assets.monitoring.metrics import (
     PrometheusMetrics,
@@ -50,6 +51,7 @@ def build_registry_assets(partitions_def: dg.PartitionsDefinition) -> dg.AssetsD
         ins={"trained_model": dg.AssetIn(TRAINED_MODEL), "training_set": dg.AssetIn(TRAINING_SET)},
         retry_policy=MLFLOW_RETRY_POLICY,
         kinds={"mlflow"},
+        op_tags=k8s_op_tags("registry"),
     )
     def registered_model_version(
         context: dg.AssetExecutionContext,

@@ -3,6 +3,7 @@
 import dagster as dg
 from pydantic import Field
 
+from mlops_assets.deployment import k8s_op_tags
 from mlops_assets.mlflow_resources import ModelRegistry, RegistryError
 from mlops_assets.monitoring.metrics import PrometheusMetrics, champion_metrics
 from mlops_assets.registry.assets import REGISTERED_MODEL_VERSION
@@ -19,7 +20,7 @@ class RollbackConfig(dg.Config):
     reason: str = Field(description="Why: recorded with the alias move")
 
 
-@dg.op(retry_policy=MLFLOW_RETRY_POLICY)
+@dg.op(retry_policy=MLFLOW_RETRY_POLICY, tags=k8s_op_tags("registry"))
 def move_champion_back(
     context: dg.OpExecutionContext,
     config: RollbackConfig,

@@ -16,6 +16,7 @@ from pandera.typing import Series
 from pydantic import Field
 
 from mlops_assets.contract import LOAN_APPLICATIONS, pandera_dagster_type
+from mlops_assets.deployment import k8s_op_tags
 from mlops_assets.mlflow_resources import REFERENCE_ARTIFACT, ModelRegistry
 from mlops_assets.training.gates import GATE_NAMES, GateResult, ModelGates
 from mlops_assets.training.model import (
@@ -112,6 +113,7 @@ def build_training_assets(partitions_def: dg.PartitionsDefinition, window_days: 
         },
         kinds={"pandas", "parquet"},
         code_version=LOAN_APPLICATIONS.version,
+        op_tags=k8s_op_tags("training"),
     )
     def training_set(
         context: dg.AssetExecutionContext, config: TrainingSetConfig, features: Any
@@ -174,6 +176,7 @@ def build_training_assets(partitions_def: dg.PartitionsDefinition, window_days: 
             for name in GATE_NAMES
         ],
         kinds={"sklearn", "mlflow"},
+        op_tags=k8s_op_tags("training"),
     )
     def trained_model(
         context: dg.AssetExecutionContext,

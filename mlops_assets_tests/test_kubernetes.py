@@ -1,0 +1,424 @@
+"""The Kubernetes deployment: image, manifests, chart values, the k8s profile, and a real launch.
+
+There is no cluster here. The launch test runs the real path against an emulated Kubernetes API
+(kmock over HTTP): K8sRunLauncher creates the run worker's Job, a test kubelet runs it, the run
+worker's k8s_job_executor creates one Job per step, and the steps exchange assets through an
+`s3://` bucket served by moto on 127.0.0.1, with MLflow a real tracking server.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import time
+import uuid
+from pathlib import Path
+
+import dagster as dg
+import pytest
+import s3fs
+import yaml
+from dagster_k8s.container_context import K8sContainerContext
+from kubernetes import client
+
+from mlops_assets.definitions import TRAINING_JOB, build_definitions
+from mlops_assets.deployment import STEP_RESOURCES
+from mlops_assets.settings import PlatformSettings, SettingsError
+from mlops_assets_tests import helm_values
+from mlops_assets_tests.conftest import HISTORY_DAYS, HISTORY_ROWS_PER_DAY
+from mlops_assets_tests.k8s_schemas import validate
+from mlops_assets_tests.kube import Kubelet, api_client, emulated_kubernetes, write_kubeconfig
+from mlops_assets_tests.servers import BIN, free_port, mlflow_server, running
+
+REPO = Path(__file__).resolve().parents[1]
+NAMESPACE = "mlops"
+BUCKET = "mlops"
+K8S_ENV = {
+    "MLOPS_DEPLOYMENT": "k8s",
+    "MLOPS_STORAGE_URL": f"s3://{BUCKET}/assets",
+    "MLFLOW_TRACKING_URI": "http://mlflow:5000",
+}
+
+
+# ---- the profile ---------------------------------------------------------------------------
+def test_k8s_profile_loads_and_every_job_runs_one_pod_per_step(tmp_path):
+    settings = PlatformSettings.from_env({"MLOPS_HOME": str(tmp_path), **K8S_ENV})
+    defs = build_definitions(settings)
+    assert settings.reports_url == f"s3://{BUCKET}/assets/reports"
+    for job in defs.resolve_all_job_defs():
+        if job.name.startswith("__ASSET_JOB"):
+            continue
+        assert job.executor_def.name == "k8s", job.name
+    resources = {
+        key.to_user_string(): _tag(assets_def.op.tags["dagster-k8s/config"])
+        for assets_def in defs.resolve_asset_graph().assets_defs
+        for key in assets_def.keys
+    }
+    assert len(resources) == 9
+    training = resources["trained_model"]["container_config"]["resources"]
+    ingestion = resources["raw_loan_applications"]["container_config"]["resources"]
+    assert training == STEP_RESOURCES["training"] and ingestion == STEP_RESOURCES["ingestion"]
+    assert _memory(training["limits"]["memory"]) > _memory(ingestion["limits"]["memory"])
+    local = build_definitions(PlatformSettings.from_env({"MLOPS_HOME": str(tmp_path)}))
+    assert local.resolve_job_def(TRAINING_JOB).executor_def.name != "k8s"
+
+
+@pytest.mark.parametrize(
+    ("env", "problem"),
+    [
+        ({"MLOPS_STORAGE_URL": "/data/assets"}, "MLOPS_STORAGE_URL on an object store"),
+        ({"MLFLOW_TRACKING_URI": "sqlite:///mlflow.db"}, "MLFLOW_TRACKING_URI pointing at"),
+    ],
+)
+def test_k8s_profile_refuses_pod_local_state(env, problem):
+    with pytest.raises(SettingsError, match=problem):
+        PlatformSettings.from_env({**K8S_ENV, **env})
+
+
+def _tag(value: str | dict) -> dict:
+    return json.loads(value) if isinstance(value, str) else value
+
+
+def _memory(quantity: str) -> float:
+    units = {"Mi": 2**20, "Gi": 2**30}
+    return float(quantity[:-2]) * units[quantity[-2:]]
+
+
+# ---- image and manifests -------------------------------------------------------------------
+def test_dockerfile_passes_hadolint_and_runs_the_code_server_as_non_root():
+    result = subprocess.run(
+        [str(BIN / "hadolint"), "--failure-threshold", "info", str(REPO / "Dockerfile")],
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    dockerfile = (REPO / "Dockerfile").read_text()
+    assert "\nUSER 10001:10001\n" in dockerfile and "HEALTHCHECK" in dockerfile
+    assert '"dagster", "api", "grpc"' in dockerfile and '".[k8s]"' in dockerfile
+    ignored = [
+        line for line in (REPO / ".dockerignore").read_text().splitlines() if line[:1] not in "#"
+    ]
+    assert ignored[0] == "*" and "!mlops_assets/" in ignored  # local state never gets in
+
+
+def test_every_manifest_under_deploy_is_valid_kubernetes():
+    documents = [
+        document
+        for path in sorted((REPO / "deploy" / "k8s").glob("*.yaml"))
+        for document in yaml.safe_load_all(path.read_text())
+        if document
+    ]
+    assert {d["kind"] for d in documents} >= {"Deployment", "Service", "Job", "ConfigMap"}
+    for document in documents:
+        validate(document)
+    config = next(d for d in documents if d["kind"] == "ConfigMap")
+    PlatformSettings.from_env(config["data"])  # the settings it carries load as a k8s profile
+
+
+def test_helm_values_use_only_keys_the_chart_documents():
+    values = helm_values.load_values()
+    assert helm_values.unknown_keys(values) == []
+    assert values["runLauncher"]["type"] in helm_values.RUN_LAUNCHER_TYPES
+    assert values["dagsterDaemon"]["enabled"] is True  # the sensor needs the daemon
+    assert values["postgresql"]["enabled"] is True
+    deployment = helm_values.user_deployment(values)
+    assert deployment["dagsterApiGrpcArgs"] == [
+        "--module-name",
+        "mlops_assets",
+        "--attribute",
+        "defs",
+    ]
+
+    misspelt = {**values, "userDeployments": values["dagster-user-deployments"]}
+    assert helm_values.unknown_keys(misspelt) == ["userDeployments"]
+    launcher = values["runLauncher"]["config"]["k8sRunLauncher"]
+    typo = {**launcher, "envConfigMap": launcher["envConfigMaps"]}
+    wrong = {
+        **values,
+        "runLauncher": {"type": "K8sRunLauncher", "config": {"k8sRunLauncher": typo}},
+    }
+    assert helm_values.unknown_keys(wrong) == ["runLauncher.config.k8sRunLauncher.envConfigMap"]
+
+
+def test_container_context_of_the_values_is_accepted_by_dagster_k8s():
+    values = helm_values.load_values()
+    context = K8sContainerContext.create_from_config(
+        helm_values.container_context(values, NAMESPACE)
+    )
+    assert context.namespace == NAMESPACE
+    assert context.run_k8s_config.container_config["env_from"] == [
+        {"config_map_ref": {"name": "mlops-assets-env"}},
+        {"secret_ref": {"name": "mlops-s3"}},
+    ]
+    security = context.run_k8s_config.pod_spec_config["security_context"]
+    assert security["run_as_user"] == 10001 and security["run_as_non_root"] is True
+    with pytest.raises(dg.DagsterInvalidConfigError, match="env_config_map"):
+        K8sContainerContext.create_from_config({"k8s": {"env_config_map": ["mlops-assets-env"]}})
+
+
+# ---- a real launch against an emulated Kubernetes API ----------------------------------------
+@pytest.fixture
+def moto_s3(tmp_path: Path):
+    port = free_port()
+    command = [str(BIN / "moto_server"), "-H", "127.0.0.1", "-p", str(port)]
+    with running(command, f"http://127.0.0.1:{port}/moto-api/", tmp_path / "moto.log"):
+        yield f"http://127.0.0.1:{port}"
+
+
+@pytest.mark.slow
+def test_retraining_job_launches_as_kubernetes_jobs_one_pod_per_step(
+    tmp_path: Path, feature_history: Path, moto_s3: str
+):
+    values = helm_values.load_values()
+    credentials = {"AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test-secret"}
+    s3 = s3fs.S3FileSystem(
+        key=credentials["AWS_ACCESS_KEY_ID"],
+        secret=credentials["AWS_SECRET_ACCESS_KEY"],
+        client_kwargs={"endpoint_url": moto_s3},
+    )
+    s3.mkdir(BUCKET)
+    s3.put(str(feature_history / "loan_features"), f"{BUCKET}/assets/", recursive=True)
+
+    dagster_home = tmp_path / "dagster_home"
+    dagster_home.mkdir()
+    with mlflow_server(tmp_path / "mlflow") as tracking_uri, emulated_kubernetes() as api_url:
+        kubeconfig = write_kubeconfig(tmp_path / "kubeconfig", api_url)
+        (dagster_home / "dagster.yaml").write_text(
+            yaml.safe_dump(
+                {
+                    "run_launcher": {
+                        "module": "dagster_k8s",
+                        "class": "K8sRunLauncher",
+                        "config": helm_values.run_launcher_config(
+                            values, NAMESPACE, kubeconfig, "/opt/dagster/dagster_home"
+                        ),
+                    },
+                    "run_coordinator": {
+                        "module": "dagster._core.run_coordinator",
+                        "class": "DefaultRunCoordinator",
+                    },
+                    "storage": {"sqlite": {"base_dir": str(dagster_home / "storage")}},
+                    "telemetry": {"enabled": False},
+                }
+            )
+        )
+        # What deploy/k8s/platform-config.yaml and the `mlops-s3` Secret hold, for this "cluster".
+        platform_env = {
+            **K8S_ENV,
+            "MLFLOW_TRACKING_URI": tracking_uri,
+            "AWS_ENDPOINT_URL": moto_s3,
+            "AWS_DEFAULT_REGION": "us-east-1",
+            "MLOPS_SYNTHETIC_ROWS_PER_DAY": HISTORY_ROWS_PER_DAY,
+        }
+        api = api_client(api_url)
+        core, batch = client.CoreV1Api(api), client.BatchV1Api(api)
+        core.create_namespaced_config_map(
+            NAMESPACE,
+            client.V1ConfigMap(
+                metadata=client.V1ObjectMeta(name="mlops-assets-env"), data=platform_env
+            ),
+        )
+        core.create_namespaced_secret(
+            NAMESPACE,
+            client.V1Secret(metadata=client.V1ObjectMeta(name="mlops-s3"), string_data=credentials),
+        )
+
+        # The code server, as the chart's user deployment runs it.
+        port = free_port()
+        base_env = {"PATH": os.environ["PATH"], "HOME": str(tmp_path)}
+        server_env = {
+            **base_env,
+            **platform_env,
+            **credentials,
+            "DAGSTER_HOME": str(dagster_home),
+            "MLOPS_HOME": str(tmp_path / "code-server"),
+            "DAGSTER_CURRENT_IMAGE": helm_values.image(values),
+            "DAGSTER_CLI_API_GRPC_CONTAINER_CONTEXT": json.dumps(
+                helm_values.container_context(values, NAMESPACE)
+            ),
+        }
+        grpc = [
+            str(BIN / "dagster"), "api", "grpc", "-h", "127.0.0.1", "-p", str(port),
+            *helm_values.user_deployment(values)["dagsterApiGrpcArgs"],
+        ]  # fmt: skip
+        kubelet = Kubelet(
+            url=api_url,
+            namespace=NAMESPACE,
+            pods_dir=tmp_path / "pods",
+            executables={"dagster": str(BIN / "dagster")},
+            env_overrides={"DAGSTER_HOME": str(dagster_home), "HOME": str(tmp_path)},
+        )
+        with _grpc_server(grpc, server_env, port, tmp_path / "grpc.log"), kubelet:
+            launch = _launch(port, dagster_home, base_env, kubeconfig, HISTORY_DAYS[-1])
+            run_id = launch
+            with dg.DagsterInstance.from_config(str(dagster_home)) as instance:
+                run = _wait_for_run(instance, run_id, kubelet, timeout=420)
+                assert run.status == dg.DagsterRunStatus.SUCCESS, _pod_logs(tmp_path)
+                assert not kubelet.errors, kubelet.errors
+
+                jobs = {
+                    job.metadata.name: job for job in batch.list_namespaced_job(NAMESPACE).items
+                }
+                worker = jobs[f"dagster-run-{run_id}"]
+                steps = [job for name, job in jobs.items() if name.startswith("dagster-step-")]
+                assert len(jobs) == 1 + len(steps)
+                step_keys = {job.metadata.labels["dagster/op"] for job in steps}
+                assert step_keys == {"training_set", "trained_model", "registered_model_version"}
+                _check_worker(worker, values, run_id)
+                for job in steps:
+                    _check_step(job, values, run_id)
+                for job in jobs.values():
+                    body = api.sanitize_for_serialization(job)
+                    body.pop("status", None)
+                    validate(body)
+
+                # assets travelled through the bucket, never a pod's disk
+                assert s3.exists(f"{BUCKET}/assets/training_set/{HISTORY_DAYS[-1]}.parquet")
+                assert s3.exists(
+                    f"{BUCKET}/assets/registered_model_version/{HISTORY_DAYS[-1]}.parquet"
+                )
+                assert not list((tmp_path / "pods").glob("*/.mlops_home/assets"))
+                from mlflow import MlflowClient
+
+                champion = MlflowClient(tracking_uri).get_model_version_by_alias(
+                    "loan-default-classifier", "champion"
+                )
+                assert champion.version in ("1", 1)
+                assert champion.tags["dagster/run_id"] == run_id
+
+                # terminating a run deletes its Job (and the kubelet stops its pod)
+                second = _launch(port, dagster_home, base_env, kubeconfig, HISTORY_DAYS[-2])
+                name = f"dagster-run-{second}"
+                _wait_until(lambda: name in kubelet.started, "second run worker started")
+                assert instance.run_launcher.terminate(second)
+                with pytest.raises(client.ApiException) as gone:
+                    batch.read_namespaced_job(name, NAMESPACE)
+                assert gone.value.status == 404
+                _wait_until(lambda: name in kubelet.finished, "second run worker stopped")
+
+
+def _grpc_server(command: list[str], env: dict[str, str], port: int, log: Path):
+    """`dagster api grpc`, ready once its health check answers (as the chart's probe asks)."""
+    from contextlib import contextmanager
+
+    @contextmanager
+    def serve():
+        with log.open("w") as output:
+            process = subprocess.Popen(
+                command, env=env, stdout=output, stderr=subprocess.STDOUT, start_new_session=True
+            )
+        try:
+            check = [str(BIN / "dagster"), "api", "grpc-health-check", "-p", str(port)]
+            deadline = time.monotonic() + 120
+            while subprocess.run(check, capture_output=True, env=env).returncode != 0:
+                assert process.poll() is None, log.read_text()[-3000:]
+                assert time.monotonic() < deadline, "code server did not start"
+                time.sleep(1)
+            yield process
+        finally:
+            from mlops_assets.demo import stop
+
+            stop(process)
+
+    return serve()
+
+
+def _launch(port: int, dagster_home: Path, env: dict[str, str], kubeconfig: Path, day: str) -> str:
+    """`dagster job launch` of the retraining job against the code server, as the sensor would."""
+    run_config = {
+        "execution": {
+            "config": {
+                "load_incluster_config": False,
+                "kubeconfig_file": str(kubeconfig),
+                "job_namespace": NAMESPACE,
+            }
+        }
+    }
+    run_id = str(uuid.uuid4())
+    result = subprocess.run(
+        [
+            str(BIN / "dagster"),
+            "job",
+            "launch",
+            "-j",
+            TRAINING_JOB,
+            "--grpc-host",
+            "127.0.0.1",
+            "--grpc-port",
+            str(port),
+            "--config-json",
+            json.dumps(run_config),
+            "--tags",
+            json.dumps({"dagster/partition": day, "mlops/trigger": "test"}),
+            "--run-id",
+            run_id,
+        ],
+        env={**env, "DAGSTER_HOME": str(dagster_home)},
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    return run_id
+
+
+def _wait_for_run(instance: dg.DagsterInstance, run_id: str, kubelet: Kubelet, timeout: float):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        run = instance.get_run_by_id(run_id)
+        if run and run.is_finished:
+            return run
+        time.sleep(2)
+    raise TimeoutError(f"run {run_id} did not finish; kubelet: {kubelet.finished} {kubelet.errors}")
+
+
+def _wait_until(condition, what: str, timeout: float = 120) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out waiting: {what}"
+        time.sleep(0.5)
+
+
+def _pod_logs(tmp_path: Path) -> str:
+    return "\n".join(
+        f"--- {log.parent.name}\n{log.read_text()[-2500:]}"
+        for log in sorted((tmp_path / "pods").glob("*/pod.log"))
+    )
+
+
+def _env_sources(job: client.V1Job) -> tuple[set[str], set[str]]:
+    (container,) = job.spec.template.spec.containers
+    sources = container.env_from or []
+    return (
+        {s.config_map_ref.name for s in sources if s.config_map_ref},
+        {s.secret_ref.name for s in sources if s.secret_ref},
+    )
+
+
+def _check_worker(job: client.V1Job, values: dict, run_id: str) -> None:
+    (container,) = job.spec.template.spec.containers
+    assert container.image == helm_values.image(values)
+    assert container.args[:3] == ["dagster", "api", "execute_run"]
+    assert _env_sources(job) == ({"mlops-assets-env"}, {"mlops-s3"})
+    labels = job.metadata.labels
+    assert labels["dagster/run-id"] == run_id and labels["dagster/job"] == TRAINING_JOB
+    expected = values["runLauncher"]["config"]["k8sRunLauncher"]["runK8sConfig"]["containerConfig"]
+    assert container.resources.to_dict()["limits"] == expected["resources"]["limits"]
+    assert job.spec.template.spec.security_context.run_as_user == 10001
+
+
+def _check_step(job: client.V1Job, values: dict, run_id: str) -> None:
+    (container,) = job.spec.template.spec.containers
+    assert container.image == helm_values.image(values)
+    assert container.args[:3] == ["dagster", "api", "execute_step"]
+    assert _env_sources(job) == ({"mlops-assets-env"}, {"mlops-s3"})
+    assert job.metadata.labels["dagster/run-id"] == run_id
+    group = (
+        "registry"
+        if job.metadata.labels["dagster/op"] == "registered_model_version"
+        else "training"
+    )
+    resources = container.resources.to_dict()
+    assert resources["requests"] == STEP_RESOURCES[group]["requests"]
+    assert resources["limits"] == STEP_RESOURCES[group]["limits"]
