@@ -25,19 +25,15 @@ from mlops_assets.demo import start_daemon, stop
 from mlops_assets.monitoring.sensors import RETRAINING_SENSOR
 from mlops_assets_tests.conftest import HISTORY_DAYS, HISTORY_ROWS_PER_DAY, Platform
 from mlops_assets_tests.servers import BIN, free_port, require_tool, running
+from mlops_assets_tests.test_definitions import EXPECTED_ASSETS
 
 pytestmark = [pytest.mark.ui, pytest.mark.slow]
 
 REPO = Path(__file__).resolve().parents[1]
 LOCATION = "mlops_assets"
-GROUPS = {
-    "ingestion": ["raw_loan_applications", "rejected_loan_applications"],
-    "features": ["loan_features"],
-    "training": ["training_set", "trained_model"],
-    "registry": ["registered_model_version"],
-    "monitoring": ["drift_report"],
-    "serving": ["batch_predictions", "model_performance"],
-}
+GROUPS: dict[str, list[str]] = {}
+for _asset, _group in EXPECTED_ASSETS.items():  # the snapshot the definitions test guards
+    GROUPS.setdefault(_group, []).append(_asset)
 DRIFT_DAY = "2026-01-09"
 CHROMIUM_FLAGS = [
     "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
@@ -157,9 +153,7 @@ def test_ui_shows_the_asset_graph_drift_report_and_sensor(history, tmp_path):
                  owners { ... on TeamAssetOwner { team } } } }"""
         )["assetNodes"]
         by_name = {node["assetKey"]["path"][-1]: node for node in nodes}
-        assert {name: node["groupName"] for name, node in by_name.items()} == {
-            asset: group for group, assets in GROUPS.items() for asset in assets
-        }
+        assert {name: node["groupName"] for name, node in by_name.items()} == EXPECTED_ASSETS
         assert all(node["description"] and node["owners"] for node in nodes)
         assert {"evidently", "mlflow", "pandas"} <= set(by_name["drift_report"]["kinds"])
         assert "sklearn" in by_name["trained_model"]["kinds"]
