@@ -50,3 +50,20 @@ def table(header: list[str], rows: list[list[object]]) -> str:
     ]
     lines.insert(1, "-+-".join("-" * width for width in widths))
     return "\n".join(lines)
+
+
+def ingest_and_train(defs, instance, days: list[str]) -> None:
+    """Ingest each day, then train and register a champion on the window ending on the last."""
+    from mlops_assets.definitions import INGESTION_JOB, TRAINING_JOB
+
+    for day in days:
+        assert (
+            defs.resolve_job_def(INGESTION_JOB)
+            .execute_in_process(partition_key=day, instance=instance)
+            .success
+        )
+    assert (
+        defs.resolve_job_def(TRAINING_JOB)
+        .execute_in_process(partition_key=days[-1], instance=instance)
+        .success
+    )

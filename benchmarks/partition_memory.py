@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import machine, measure, peak_rss_mib
+from _common import ingest_and_train, machine, measure, peak_rss_mib
 
 TRAIN_DAYS = ["2026-01-01", "2026-01-02", "2026-01-03"]
 MEASURED_DAY = "2026-01-04"
@@ -34,7 +34,7 @@ SELECTION = [
 def worker(phase: str, home: str, rows: str) -> None:
     import dagster as dg
 
-    from mlops_assets.definitions import INGESTION_JOB, TRAINING_JOB, build_definitions
+    from mlops_assets.definitions import build_definitions
     from mlops_assets.settings import PlatformSettings
 
     rows_per_day = "20000" if phase == "train" else rows
@@ -46,17 +46,7 @@ def worker(phase: str, home: str, rows: str) -> None:
     with dg.instance_for_test() as instance:
         started = time.perf_counter()
         if phase == "train":
-            for day in TRAIN_DAYS:
-                assert (
-                    defs.resolve_job_def(INGESTION_JOB)
-                    .execute_in_process(partition_key=day, instance=instance)
-                    .success
-                )
-            assert (
-                defs.resolve_job_def(TRAINING_JOB)
-                .execute_in_process(partition_key=TRAIN_DAYS[-1], instance=instance)
-                .success
-            )
+            ingest_and_train(defs, instance, TRAIN_DAYS)
         else:
             result = dg.materialize(
                 defs.assets,

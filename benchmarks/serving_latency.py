@@ -24,10 +24,10 @@ import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from _common import machine, table
+from _common import ingest_and_train, machine, table
 
 from mlops_assets.contract import LOAN_APPLICATIONS
-from mlops_assets.definitions import INGESTION_JOB, TRAINING_JOB, build_definitions
+from mlops_assets.definitions import build_definitions
 from mlops_assets.serving import serve_command
 from mlops_assets.settings import PlatformSettings
 from mlops_assets.training.model import default_probability
@@ -62,17 +62,7 @@ def main() -> None:
         )
         defs = build_definitions(settings)
         with dg.instance_for_test() as instance:
-            for day in DAYS:
-                assert (
-                    defs.resolve_job_def(INGESTION_JOB)
-                    .execute_in_process(partition_key=day, instance=instance)
-                    .success
-                )
-            assert (
-                defs.resolve_job_def(TRAINING_JOB)
-                .execute_in_process(partition_key=DAYS[-1], instance=instance)
-                .success
-            )
+            ingest_and_train(defs, instance, DAYS)
         features = pd.read_parquet(home / "assets" / "loan_features" / f"{DAYS[-1]}.parquet")
         rows = features[LOAN_APPLICATIONS.feature_columns]
         batch = pd.concat([rows] * (args.batch_rows // len(rows) + 1)).head(args.batch_rows)
