@@ -157,6 +157,56 @@ def test_container_context_of_the_values_is_accepted_by_dagster_k8s():
         K8sContainerContext.create_from_config({"k8s": {"env_config_map": ["mlops-assets-env"]}})
 
 
+# ---- the run launcher, in dagster-k8s's own unit-test style --------------------------------------
+def test_run_launcher_builds_the_run_worker_job_our_values_imply(tmp_path):
+    """K8sRunLauncher with a MagicMock batch API: the Job body it would create for a retraining run."""
+    from unittest.mock import MagicMock
+
+    from dagster._core.code_pointer import ModuleCodePointer
+    from dagster._core.launcher import LaunchRunContext
+    from dagster._core.origin import JobPythonOrigin, RepositoryPythonOrigin
+    from dagster._core.test_utils import create_run_for_test
+    from dagster_k8s import K8sRunLauncher
+
+    values = helm_values.load_values()
+    batch_api = MagicMock()
+    kubeconfig = write_kubeconfig(tmp_path / "kubeconfig", "http://127.0.0.1:9")  # never called
+    launcher = K8sRunLauncher(
+        **helm_values.run_launcher_config(
+            values, NAMESPACE, kubeconfig, "/opt/dagster/dagster_home"
+        ),
+        k8s_client_batch_api=batch_api,
+    )
+    origin = JobPythonOrigin(
+        TRAINING_JOB,
+        RepositoryPythonOrigin(
+            executable_path="/usr/local/bin/python",
+            code_pointer=ModuleCodePointer("mlops_assets", "defs", working_directory=None),
+            container_image=helm_values.image(values),
+            container_context=helm_values.container_context(values, NAMESPACE),
+            entry_point=["dagster"],  # what `dagster api grpc` reports for its origin
+        ),
+    )
+    with dg.instance_for_test() as instance:
+        launcher.register_instance(instance)
+        run = create_run_for_test(
+            instance,
+            job_name=TRAINING_JOB,
+            job_code_origin=origin,
+            tags={"dagster/partition": HISTORY_DAYS[-1], "mlops/trigger": "drift"},
+        )
+        launcher.launch_run(LaunchRunContext(dagster_run=run, workspace=None))
+
+    (call,) = [c for c in batch_api.method_calls if c[0] == "create_namespaced_job"]
+    assert call.kwargs["namespace"] == NAMESPACE
+    job = call.kwargs["body"]
+    _check_worker(job, values, run.run_id)
+    (container,) = job.spec.template.spec.containers
+    assert json.loads(container.args[3])["__class__"] == "ExecuteRunArgs"
+    assert {e.name: e.value for e in container.env}["DAGSTER_HOME"] == "/opt/dagster/dagster_home"
+    validate(client.ApiClient().sanitize_for_serialization(job))
+
+
 # ---- a real launch against an emulated Kubernetes API ----------------------------------------
 @pytest.fixture
 def moto_s3(tmp_path: Path):
