@@ -1,7 +1,7 @@
 """Online serving: latency and throughput of `mlops_assets.serving serve` vs the batch scorer.
 
 Trains a champion on a temporary home (8 synthetic days), starts MLflow's model server on it
-(`serve_command`, exactly what `make serve` runs) on 127.0.0.1, and times single-application
+(`model_server`: the command `make serve` runs) on 127.0.0.1, and times single-application
 requests and batches, against scoring the same rows in-process with the batch scorer
 (`default_probability`, what `batch_predictions` does). The baseline is the in-process scorer.
 
@@ -28,10 +28,9 @@ from _common import ingest_and_train, machine, table
 
 from mlops_assets.contract import LOAN_APPLICATIONS
 from mlops_assets.definitions import build_definitions
-from mlops_assets.serving import serve_command
+from mlops_assets.serving import model_server
 from mlops_assets.settings import PlatformSettings
 from mlops_assets.training.model import default_probability
-from mlops_assets_tests.servers import free_port, running
 
 DAYS = [f"2026-01-{day:02d}" for day in range(1, 9)]
 
@@ -77,10 +76,8 @@ def main() -> None:
         expected = default_probability(model, batch)
         batch_local = time.perf_counter() - start
 
-        port = free_port()
-        command, env = serve_command(settings, "127.0.0.1", port)
-        url = f"http://127.0.0.1:{port}/invocations"
-        with running(command, f"http://127.0.0.1:{port}/ping", Path(folder) / "serve.log", env):
+        with model_server(settings, Path(folder) / "serve.log") as base:
+            url = f"{base}/invocations"
             post(url, rows.head(1))  # warm-up
             single_http = []
             for i in range(args.requests):

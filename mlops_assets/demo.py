@@ -23,6 +23,7 @@ import dagster as dg
 
 from mlops_assets.definitions import DAILY_JOB, INGESTION_JOB, TRAINING_JOB, build_definitions
 from mlops_assets.monitoring.sensors import RETRAINING_SENSOR, TRIGGER_TAG
+from mlops_assets.processes import stop
 from mlops_assets.settings import PlatformSettings
 
 FINISHED = {dg.DagsterRunStatus.SUCCESS, dg.DagsterRunStatus.FAILURE, dg.DagsterRunStatus.CANCELED}
@@ -136,16 +137,6 @@ def start_daemon(log: Path, env: dict[str, str] | None = None) -> subprocess.Pop
         )
 
 
-def stop(process: subprocess.Popen) -> None:
-    """Terminate a child process, and kill it if it has not exited after 30 s."""
-    process.terminate()
-    try:
-        process.wait(timeout=30)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait()
-
-
 def wait_for_sensor_tick(
     instance: dg.DagsterInstance,
     after: float,
@@ -249,8 +240,44 @@ def story_problems(
     return problems
 
 
+@dataclass
+class Online:
+    """The champion answering over HTTP, compared with the batch scorer on the same rows."""
+
+    version: str
+    day: str
+    rows: int
+    latency_ms: float
+    max_difference: float
+
+
+def online_prediction(settings: PlatformSettings, day: str, rows: int = 5) -> Online:
+    """Serve the champion with `mlflow models serve` (as `make serve` does) and score `day`."""
+    import numpy as np
+    import pandas as pd
+
+    from mlops_assets.contract import LOAN_APPLICATIONS
+    from mlops_assets.definitions import build_resources
+    from mlops_assets.serving import model_server, predict_online
+    from mlops_assets.training.model import default_probability
+
+    features = pd.read_parquet(f"{settings.storage_url}/loan_features/{day}.parquet").head(rows)
+    champion, model = build_resources(settings)["model_registry"].load_champion()
+    expected = default_probability(model, features)
+    with model_server(settings, settings.home / "logs" / "serve.log") as url:
+        started = time.perf_counter()
+        served = predict_online(url, features[LOAN_APPLICATIONS.feature_columns])
+        latency_ms = (time.perf_counter() - started) * 1000
+    difference = float(np.max(np.abs(np.asarray(served) - expected)))
+    return Online(str(champion.version), day, len(served), latency_ms, difference)
+
+
 def print_story(
-    days: list[Day], first: Retraining | None, settings: PlatformSettings, problems: list[str]
+    days: list[Day],
+    first: Retraining | None,
+    settings: PlatformSettings,
+    problems: list[str],
+    online: Online | None = None,
 ) -> None:
     print("\nday         raw   rejected  drift share  reference  served  served AUC  oracle AUC")
     for d in days:
@@ -279,6 +306,12 @@ def print_story(
             print(
                 f"            -> sensor launched retraining on data since {r.since}: {r.status}, {outcome}: {r.reason}"
             )
+    if online is not None:
+        print(
+            f"\nOnline serving:  champion v{online.version} over HTTP (mlflow models serve) scored "
+            f"{online.rows} applications of {online.day} in {online.latency_ms:.0f} ms, equal to "
+            f"the batch scorer (largest difference {online.max_difference:.1e})"
+        )
     print(
         f"\nDrift scenario:  {settings.drift_scenario} from {settings.drift_start} (threshold {settings.drift_threshold})"
     )
@@ -357,7 +390,14 @@ def main(argv: list[str] | None = None) -> int:
     problems = story_problems(
         outcomes, first, settings.drift_threshold, settings.drift_start or days[-1]
     )
-    print_story(outcomes, first, settings, problems)
+    online = None
+    try:
+        online = online_prediction(settings, days[-1])
+    except (OSError, RuntimeError, TimeoutError) as error:
+        problems.append(f"online serving of the champion failed: {error}")
+    if online is not None and online.max_difference > 1e-9:
+        problems.append("online predictions differ from the batch scorer's")
+    print_story(outcomes, first, settings, problems, online)
     if args.ui:
         run_ui()
     return 0 if not problems else 1

@@ -11,9 +11,15 @@ the same `predict_proba` the batch scorer uses.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import re
+import socket
+import subprocess
 import sys
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -52,6 +58,42 @@ def serve_command(
         "PATH": path,
         "MLFLOW_TRACKING_URI": settings.mlflow_tracking_uri,
     }
+
+
+@contextmanager
+def model_server(
+    settings: PlatformSettings, log: Path, version: str | None = None, port: int | None = None
+) -> Iterator[str]:
+    """The champion (or `version`) served on 127.0.0.1 until the block ends; yields its base URL."""
+    from mlops_assets.processes import stop, wait_until_healthy
+
+    if port is None:
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            port = probe.getsockname()[1]
+    command, env = serve_command(settings, "127.0.0.1", port, version)
+    log.parent.mkdir(parents=True, exist_ok=True)
+    with log.open("w") as output:
+        process = subprocess.Popen(
+            command, env=env, stdout=output, stderr=subprocess.STDOUT, start_new_session=True
+        )
+    try:
+        wait_until_healthy(f"http://127.0.0.1:{port}/ping", process, log, timeout_seconds=120)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        stop(process)
+
+
+def predict_online(base_url: str, frame: Any) -> list[float]:
+    """P(default) per row from a model server, sent as MLflow's `dataframe_split` JSON."""
+    body = {"dataframe_split": json.loads(frame.to_json(orient="split", index=False))}
+    request = urllib.request.Request(
+        f"{base_url}/invocations",
+        data=json.dumps(body).encode(),
+        headers={"Content-Type": "application/json"},
+    )
+    with urllib.request.urlopen(request, timeout=60) as response:
+        return [row[1] for row in json.loads(response.read())["predictions"]]
 
 
 def _registry(settings: PlatformSettings) -> Any:

@@ -7,15 +7,13 @@ import shutil
 import socket
 import subprocess
 import sys
-import time
-import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 
-from mlops_assets.demo import stop
+from mlops_assets.processes import stop, wait_until_healthy
 
 BIN = Path(sys.executable).parent
 
@@ -24,25 +22,6 @@ def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return probe.getsockname()[1]
-
-
-def wait_until_healthy(
-    url: str, process: subprocess.Popen, log: Path, timeout_seconds: float = 90
-) -> None:
-    deadline = time.monotonic() + timeout_seconds
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(
-                f"{process.args[0]} exited with {process.returncode}:\n{log.read_text()[-3000:]}"
-            )
-        try:
-            with urllib.request.urlopen(url, timeout=2):
-                return
-        except OSError:
-            time.sleep(0.5)
-    raise TimeoutError(
-        f"{url} did not answer within {timeout_seconds}s:\n{log.read_text()[-3000:]}"
-    )
 
 
 @contextmanager

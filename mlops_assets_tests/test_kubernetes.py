@@ -367,7 +367,7 @@ def _grpc_server(command: list[str], env: dict[str, str], port: int, log: Path):
                 time.sleep(1)
             yield process
         finally:
-            from mlops_assets.demo import stop
+            from mlops_assets.processes import stop
 
             stop(process)
 

@@ -17,10 +17,9 @@ import yaml
 
 from mlops_assets.contract import LOAN_APPLICATIONS
 from mlops_assets.definitions import TRAINING_JOB
-from mlops_assets.serving import serve_command, storage_uri
+from mlops_assets.serving import model_server, storage_uri
 from mlops_assets_tests.conftest import HISTORY_DAYS, Platform
 from mlops_assets_tests.k8s_schemas import validate_inference_service
-from mlops_assets_tests.servers import free_port, running
 
 DAY = HISTORY_DAYS[-1]
 
@@ -60,10 +59,8 @@ def test_champion_served_over_http_matches_batch_scores_and_rejects_bad_requests
     )
     request_frame = rows[LOAN_APPLICATIONS.feature_columns]
 
-    port = free_port()
-    command, env = serve_command(platform.settings, "127.0.0.1", port)
-    url = f"http://127.0.0.1:{port}/invocations"
-    with running(command, f"http://127.0.0.1:{port}/ping", tmp_path / "serve.log", env=env):
+    with model_server(platform.settings, tmp_path / "serve.log") as base:
+        url = f"{base}/invocations"
         split = json.loads(request_frame.to_json(orient="split", index=False))
         status, body = post(url, as_json({"dataframe_split": split}))
         assert status == 200, body

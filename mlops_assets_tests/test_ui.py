@@ -21,8 +21,9 @@ import dagster as dg
 import pytest
 
 from mlops_assets.definitions import DAILY_JOB, TRAINING_JOB
-from mlops_assets.demo import start_daemon, stop
+from mlops_assets.demo import start_daemon
 from mlops_assets.monitoring.sensors import RETRAINING_SENSOR
+from mlops_assets.processes import stop
 from mlops_assets_tests.conftest import HISTORY_DAYS, HISTORY_ROWS_PER_DAY, Platform
 from mlops_assets_tests.servers import BIN, free_port, require_tool, running
 from mlops_assets_tests.test_definitions import EXPECTED_ASSETS
