@@ -251,18 +251,19 @@ class Online:
     max_difference: float
 
 
-def online_prediction(settings: PlatformSettings, day: str, rows: int = 5) -> Online:
+def online_prediction(
+    defs: dg.Definitions, settings: PlatformSettings, day: str, rows: int = 5
+) -> Online:
     """Serve the champion with `mlflow models serve` (as `make serve` does) and score `day`."""
     import numpy as np
-    import pandas as pd
 
     from mlops_assets.contract import LOAN_APPLICATIONS
-    from mlops_assets.definitions import build_resources
     from mlops_assets.serving import model_server, predict_online
+    from mlops_assets.training.assets import FEATURES
     from mlops_assets.training.model import default_probability
 
-    features = pd.read_parquet(f"{settings.storage_url}/loan_features/{day}.parquet").head(rows)
-    champion, model = build_resources(settings)["model_registry"].load_champion()
+    features = defs.load_asset_value(FEATURES, partition_key=day).head(rows)
+    champion, model = defs.resources["model_registry"].load_champion()
     expected = default_probability(model, features)
     with model_server(settings, settings.home / "logs" / "serve.log") as url:
         started = time.perf_counter()
@@ -392,7 +393,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     online = None
     try:
-        online = online_prediction(settings, days[-1])
+        online = online_prediction(defs, settings, days[-1])
     except (OSError, RuntimeError, TimeoutError) as error:
         problems.append(f"online serving of the champion failed: {error}")
     if online is not None and online.max_difference > 1e-9:

@@ -2,10 +2,37 @@
 
 from __future__ import annotations
 
+import socket
 import subprocess
 import time
 import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+
+
+def free_port() -> int:
+    """A TCP port nobody listens on at 127.0.0.1 right now."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@contextmanager
+def running(
+    command: list[str], health_url: str, log: Path, env: dict[str, str] | None = None
+) -> Iterator[subprocess.Popen]:
+    """`command` in its own session, logging to `log`, until the block ends; once `health_url` answers."""
+    log.parent.mkdir(parents=True, exist_ok=True)
+    with log.open("w") as output:
+        process = subprocess.Popen(
+            command, stdout=output, stderr=subprocess.STDOUT, start_new_session=True, env=env
+        )
+    try:
+        wait_until_healthy(health_url, process, log, timeout_seconds=120)
+        yield process
+    finally:
+        stop(process)
 
 
 def stop(process: subprocess.Popen) -> None:

@@ -14,8 +14,6 @@ import argparse
 import json
 import os
 import re
-import socket
-import subprocess
 import sys
 import urllib.request
 from collections.abc import Iterator
@@ -65,23 +63,12 @@ def model_server(
     settings: PlatformSettings, log: Path, version: str | None = None, port: int | None = None
 ) -> Iterator[str]:
     """The champion (or `version`) served on 127.0.0.1 until the block ends; yields its base URL."""
-    from mlops_assets.processes import stop, wait_until_healthy
+    from mlops_assets.processes import free_port, running
 
-    if port is None:
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            port = probe.getsockname()[1]
+    port = port or free_port()
     command, env = serve_command(settings, "127.0.0.1", port, version)
-    log.parent.mkdir(parents=True, exist_ok=True)
-    with log.open("w") as output:
-        process = subprocess.Popen(
-            command, env=env, stdout=output, stderr=subprocess.STDOUT, start_new_session=True
-        )
-    try:
-        wait_until_healthy(f"http://127.0.0.1:{port}/ping", process, log, timeout_seconds=120)
+    with running(command, f"http://127.0.0.1:{port}/ping", log, env=env):
         yield f"http://127.0.0.1:{port}"
-    finally:
-        stop(process)
 
 
 def predict_online(base_url: str, frame: Any) -> list[float]:

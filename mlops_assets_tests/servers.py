@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
-import subprocess
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -13,30 +11,11 @@ from pathlib import Path
 
 import pytest
 
-from mlops_assets.processes import stop, wait_until_healthy
+from mlops_assets.processes import free_port, running
+
+__all__ = ["BIN", "free_port", "mlflow_server", "require_tool", "running"]
 
 BIN = Path(sys.executable).parent
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-@contextmanager
-def running(
-    command: list[str], health_url: str, log: Path, env: dict[str, str] | None = None
-) -> Iterator[subprocess.Popen]:
-    with log.open("w") as output:
-        process = subprocess.Popen(
-            command, stdout=output, stderr=subprocess.STDOUT, start_new_session=True, env=env
-        )
-    try:
-        wait_until_healthy(health_url, process, log)
-        yield process
-    finally:
-        stop(process)
 
 
 def mlflow_server_command(folder: Path, port: int) -> list[str]:

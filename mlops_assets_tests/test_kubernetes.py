@@ -13,6 +13,7 @@ import os
 import subprocess
 import time
 import uuid
+from contextlib import contextmanager
 from pathlib import Path
 
 import dagster as dg
@@ -24,6 +25,7 @@ from kubernetes import client
 
 from mlops_assets.definitions import TRAINING_JOB, build_definitions
 from mlops_assets.deployment import STEP_RESOURCES
+from mlops_assets.processes import stop
 from mlops_assets.settings import PlatformSettings, SettingsError
 from mlops_assets_tests import helm_values
 from mlops_assets_tests.conftest import HISTORY_DAYS, HISTORY_ROWS_PER_DAY
@@ -348,30 +350,23 @@ def test_retraining_job_launches_as_kubernetes_jobs_one_pod_per_step(
                 _wait_until(lambda: name in kubelet.finished, "second run worker stopped")
 
 
+@contextmanager
 def _grpc_server(command: list[str], env: dict[str, str], port: int, log: Path):
     """`dagster api grpc`, ready once its health check answers (as the chart's probe asks)."""
-    from contextlib import contextmanager
-
-    @contextmanager
-    def serve():
-        with log.open("w") as output:
-            process = subprocess.Popen(
-                command, env=env, stdout=output, stderr=subprocess.STDOUT, start_new_session=True
-            )
-        try:
-            check = [str(BIN / "dagster"), "api", "grpc-health-check", "-p", str(port)]
-            deadline = time.monotonic() + 120
-            while subprocess.run(check, capture_output=True, env=env).returncode != 0:
-                assert process.poll() is None, log.read_text()[-3000:]
-                assert time.monotonic() < deadline, "code server did not start"
-                time.sleep(1)
-            yield process
-        finally:
-            from mlops_assets.processes import stop
-
-            stop(process)
-
-    return serve()
+    with log.open("w") as output:
+        process = subprocess.Popen(
+            command, env=env, stdout=output, stderr=subprocess.STDOUT, start_new_session=True
+        )
+    try:
+        check = [str(BIN / "dagster"), "api", "grpc-health-check", "-p", str(port)]
+        deadline = time.monotonic() + 120
+        while subprocess.run(check, capture_output=True, env=env).returncode != 0:
+            assert process.poll() is None, log.read_text()[-3000:]
+            assert time.monotonic() < deadline, "code server did not start"
+            time.sleep(1)
+        yield process
+    finally:
+        stop(process)
 
 
 def _launch(port: int, dagster_home: Path, env: dict[str, str], kubeconfig: Path, day: str) -> str:

@@ -140,12 +140,7 @@ def build_monitoring_assets(partitions_def: dg.PartitionsDefinition, reports_url
         share = result.share
         exported = metrics.export(
             "drift_report",
-            drift_metrics(
-                context.partition_key,
-                share,
-                retraining_policy.drift_threshold,
-                ((c.column, c.test, c.score, c.drifted) for c in result.columns),
-            ),
+            drift_metrics(context.partition_key, result, retraining_policy.drift_threshold),
             context.log,
         )
         yield dg.Output(

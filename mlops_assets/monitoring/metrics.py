@@ -8,14 +8,19 @@ always holds the latest value. The names here are the ones `alerting.py` writes 
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import dagster as dg
 from pydantic import Field
+
+if TYPE_CHECKING:
+    from mlops_assets.monitoring.drift import DriftResult
 
 DRIFT_SHARE = "mlops_drift_share"
 DRIFT_THRESHOLD = "mlops_drift_threshold"
@@ -100,36 +105,35 @@ def partition_timestamp(partition_key: str) -> float:
     return datetime.fromisoformat(partition_key).replace(tzinfo=UTC).timestamp()
 
 
-def drift_metrics(
-    partition_key: str,
-    share: float,
-    threshold: float,
-    columns: Iterable[tuple[str, str, float, bool]],
-) -> list[Metric]:
-    """A drift report: share, threshold, and per column (name, test, score, drifted)."""
-    columns = list(columns)
+def drift_metrics(partition_key: str, result: DriftResult, threshold: float) -> list[Metric]:
+    """A drift report: share, threshold, and each column's test, score and verdict."""
     return [
-        Metric(DRIFT_SHARE, "Share of feature columns drifted in the latest drift report", share),
+        Metric(
+            DRIFT_SHARE, "Share of feature columns drifted in the latest drift report", result.share
+        ),
         Metric(DRIFT_THRESHOLD, "Drift share above which retraining is due", threshold),
         Metric(
             DRIFTED_COLUMNS,
             "Drifted columns in the latest drift report",
-            sum(c[3] for c in columns),
+            len(result.drifted_columns),
         ),
         *(
             Metric(
                 DRIFT_COLUMN_SCORE,
                 "Per-column drift score (distance, or p-value for ks/chisquare/z)",
-                score,
-                {"column": column, "test": test},
+                c.score,
+                {"column": c.column, "test": c.test},
             )
-            for column, test, score, _ in columns
+            for c in result.columns
         ),
         *(
             Metric(
-                DRIFT_COLUMN_DRIFTED, "1 if the column drifted", float(drifted), {"column": column}
+                DRIFT_COLUMN_DRIFTED,
+                "1 if the column drifted",
+                float(c.drifted),
+                {"column": c.column},
             )
-            for column, _, _, drifted in columns
+            for c in result.columns
         ),
         Metric(
             DRIFT_PARTITION,
@@ -187,7 +191,7 @@ def performance_metrics(model_version: str, labelled_rows: int, roc_auc: float) 
     metrics = [
         Metric(LABELLED_ROWS, "Labelled rows behind the served model's AUC", labelled_rows, labels)
     ]
-    if labelled_rows and roc_auc == roc_auc:
+    if labelled_rows and not math.isnan(roc_auc):
         metrics.append(
             Metric(
                 MODEL_AUC, "ROC AUC of the served model on labelled applications", roc_auc, labels

@@ -101,9 +101,9 @@ def build_registry_assets(partitions_def: dg.PartitionsDefinition) -> dg.AssetsD
             registration_metrics(version, float(card["roc_auc"]), is_champion),
             context.log,
         )
-        current = model_registry.champion()
-        if current is not None:
-            metrics.export("champion", champion_metrics(str(current.version)), context.log)
+        champion_now = version if is_champion else previous
+        if champion_now is not None:
+            metrics.export("champion", champion_metrics(champion_now), context.log)
         row = {
             "model_name": model_registry.model_name,
             "version": version,
