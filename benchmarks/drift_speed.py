@@ -24,11 +24,18 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import machine, measure, median, peak_rss_mib, table
 
 
+def loan_contract():
+    """The loan example's contract: the data these figures are measured on."""
+    from mlops_assets.contracts import load_contract
+    from mlops_assets.examples import EXAMPLES_DIR
+
+    return load_contract(EXAMPLES_DIR / "loan_default.yaml", {"MLOPS_HOME": "/tmp"})
+
+
 def make_data(rows: int, folder: Path) -> tuple[Path, Path]:
     import pandas as pd
 
-    from mlops_assets.features.engineering import build_features
-    from mlops_assets.sources.synthetic import DriftScenario, SyntheticLoanGenerator
+    from mlops_assets.examples.loan_default_synthetic import DriftScenario, SyntheticLoanGenerator
 
     reference_path, current_path = (
         folder / f"reference-{rows}.parquet",
@@ -44,7 +51,9 @@ def make_data(rows: int, folder: Path) -> tuple[Path, Path]:
 
         def frame(first_day: int) -> pd.DataFrame:
             days = [
-                build_features(generator.generate(start + timedelta(days=first_day + d)))
+                loan_contract().build_features(
+                    generator.generate(start + timedelta(days=first_day + d))
+                )
                 for d in range(5)
             ]
             return pd.concat(days, ignore_index=True).head(rows)
@@ -58,17 +67,16 @@ def worker(kind: str, reference_path: str, current_path: str) -> None:
     import numpy as np
     import pandas as pd
 
-    from mlops_assets.contract import LOAN_APPLICATIONS
-
+    contract = loan_contract()
     reference, current = pd.read_parquet(reference_path), pd.read_parquet(current_path)
     if kind in ("ours", "profile"):
         from mlops_assets.monitoring.drift import ReferenceProfile, dataset_drift
 
-        dataset_drift(reference.head(100), current.head(100))  # warm scipy imports, not the data
+        dataset_drift(reference.head(100), current.head(100), contract)  # warm scipy imports
         started = time.perf_counter()
-        profile = ReferenceProfile.of(reference)  # once per model version, cached with it
+        profile = ReferenceProfile.of(reference, contract)  # once per model version, cached
         built = time.perf_counter()
-        result = dataset_drift(profile, current)
+        result = dataset_drift(profile, current, contract)
         seconds = time.perf_counter() - built if kind == "ours" else built - started
         verdicts = {c.column: c.drifted for c in result.columns}
         share = result.share
@@ -79,9 +87,9 @@ def worker(kind: str, reference_path: str, current_path: str) -> None:
             run_evidently,
         )
 
-        run_evidently(reference.head(100), current.head(100))
+        run_evidently(reference.head(100), current.head(100), contract)
         started = time.perf_counter()
-        snapshot = run_evidently(reference, current)
+        snapshot = run_evidently(reference, current, contract)
         seconds = time.perf_counter() - started
         verdicts = {}
         for column, (method, threshold, score) in evidently_column_scores(snapshot).items():
@@ -93,7 +101,7 @@ def worker(kind: str, reference_path: str, current_path: str) -> None:
             )
         share = evidently_drift_share(snapshot)
     else:  # the floor: sort each numeric column of both sides once
-        numeric = LOAN_APPLICATIONS.numeric_features
+        numeric = contract.numeric_features
         arrays = [frame[c].to_numpy(dtype=float) for frame in (reference, current) for c in numeric]
         started = time.perf_counter()
         for array in arrays:

@@ -23,11 +23,8 @@ from _common import ingest_and_train, machine, measure, peak_rss_mib
 TRAIN_DAYS = ["2026-01-01", "2026-01-02", "2026-01-03"]
 MEASURED_DAY = "2026-01-04"
 SELECTION = [
-    "raw_loan_applications",
-    "rejected_loan_applications",
-    "loan_features",
-    "drift_report",
-    "batch_predictions",
+    f"loan_default/{stage}"
+    for stage in ("raw", "rejected", "features", "drift_report", "batch_predictions")
 ]
 
 
@@ -50,7 +47,7 @@ def worker(phase: str, home: str, rows: str) -> None:
         else:
             result = dg.materialize(
                 defs.assets,
-                selection=SELECTION,
+                selection=[dg.AssetKey(key.split("/")) for key in SELECTION],
                 resources=defs.resources,
                 partition_key=MEASURED_DAY,
                 instance=instance,

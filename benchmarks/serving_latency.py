@@ -26,11 +26,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from _common import ingest_and_train, machine, table
 
-from mlops_assets.contract import LOAN_APPLICATIONS
 from mlops_assets.definitions import build_definitions
-from mlops_assets.serving import model_server
+from mlops_assets.io_manager import read_partition
+from mlops_assets.serving.online import model_server
 from mlops_assets.settings import PlatformSettings
-from mlops_assets.training.model import default_probability
+from mlops_assets.training.model import positive_probability
 
 DAYS = [f"2026-01-{day:02d}" for day in range(1, 9)]
 
@@ -62,21 +62,22 @@ def main() -> None:
         defs = build_definitions(settings)
         with dg.instance_for_test() as instance:
             ingest_and_train(defs, instance, DAYS)
-        features = pd.read_parquet(home / "assets" / "loan_features" / f"{DAYS[-1]}.parquet")
-        rows = features[LOAN_APPLICATIONS.feature_columns]
+        contract = next(c for c in settings.load_contracts() if c.name == "loan_default")
+        features = read_partition(settings.storage_url, contract.key("features"), DAYS[-1])
+        rows = features[contract.feature_columns]
         batch = pd.concat([rows] * (args.batch_rows // len(rows) + 1)).head(args.batch_rows)
-        _, model = defs.resources["model_registry"].load_champion()
+        _, model = defs.resources["mlflow"].model(contract.model_name).load_champion()
 
         single_local = []
         for i in range(args.requests):
             start = time.perf_counter()
-            default_probability(model, features.iloc[[i % len(features)]])
+            positive_probability(model, features.iloc[[i % len(features)]], contract)
             single_local.append(time.perf_counter() - start)
         start = time.perf_counter()
-        expected = default_probability(model, batch)
+        expected = positive_probability(model, batch, contract)
         batch_local = time.perf_counter() - start
 
-        with model_server(settings, Path(folder) / "serve.log") as base:
+        with model_server(settings, contract.model_name, Path(folder) / "serve.log") as base:
             url = f"{base}/invocations"
             post(url, rows.head(1))  # warm-up
             single_http = []

@@ -21,10 +21,14 @@ from pathlib import Path
 
 import dagster as dg
 
-from mlops_assets.definitions import DAILY_JOB, INGESTION_JOB, TRAINING_JOB, build_definitions
-from mlops_assets.monitoring.sensors import RETRAINING_SENSOR, TRIGGER_TAG
+from mlops_assets import keys
+from mlops_assets.contracts import DataContract
+from mlops_assets.definitions import build_definitions
+from mlops_assets.keys import TRIGGER_TAG
 from mlops_assets.processes import stop
 from mlops_assets.settings import PlatformSettings
+
+DEMO_CONTRACT = "loan_default"  # the example whose synthetic source has drift scenarios
 
 FINISHED = {dg.DagsterRunStatus.SUCCESS, dg.DagsterRunStatus.FAILURE, dg.DagsterRunStatus.CANCELED}
 WARM_UP_DAYS = 7  # normal days before the first champion
@@ -82,8 +86,16 @@ def materialized_metadata(result: dg.ExecuteInProcessResult) -> dict[str, dict[s
     return metadata
 
 
-def day_outcome(day: str, result: dg.ExecuteInProcessResult, settings: PlatformSettings) -> Day:
-    metadata = materialized_metadata(result)
+def day_outcome(
+    day: str,
+    result: dg.ExecuteInProcessResult,
+    defs: dg.Definitions,
+    contract: DataContract,
+) -> Day:
+    metadata = {
+        key.removeprefix(f"{contract.name}/"): value
+        for key, value in materialized_metadata(result).items()
+    }
     outcome = Day(
         day,
         result.success,
@@ -100,25 +112,28 @@ def day_outcome(day: str, result: dg.ExecuteInProcessResult, settings: PlatformS
     if "model_performance" in metadata:
         outcome.served_version = str(metadata["model_performance"]["model_version"])
         outcome.served_roc_auc = float(metadata["model_performance"]["roc_auc"])
-        outcome.oracle_roc_auc = oracle_roc_auc(settings, day)
+        outcome.oracle_roc_auc = oracle_roc_auc(defs, contract, day)
     return outcome
 
 
-def oracle_roc_auc(settings: PlatformSettings, day: str) -> float | None:
-    """The best ROC AUC any model could reach on the day's accepted rows (synthetic source only)."""
-    if settings.source != "synthetic":
-        return None
-    import pandas as pd
+def oracle_roc_auc(defs: dg.Definitions, contract: DataContract, day: str) -> float | None:
+    """The best ROC AUC any model could reach on the day's rows (sources that know the truth)."""
     from sklearn.metrics import roc_auc_score
 
-    from mlops_assets.definitions import build_source
+    from mlops_assets.ingestion.assets import source_key
 
-    features = pd.read_parquet(Path(settings.storage_url) / "loan_features" / f"{day}.parquet")
-    labelled = features[features["defaulted"].notna()]
-    generator = build_source(settings).generator
+    generator = getattr(defs.resources[source_key(contract)], "generator", None)
+    if generator is None:
+        return None
+    from mlops_assets.io_manager import read_partition
+
+    storage = defs.resources["io_manager"].base_path
+    features = read_partition(storage, contract.key(keys.FEATURES), day)
+    labelled = features[features[contract.label_column].notna()]
     return float(
         roc_auc_score(
-            labelled["defaulted"].astype(int), generator.true_default_probability(labelled)
+            labelled[contract.label_column].astype(int),
+            generator.true_default_probability(labelled),
         )
     )
 
@@ -139,29 +154,27 @@ def start_daemon(log: Path, env: dict[str, str] | None = None) -> subprocess.Pop
 
 def wait_for_sensor_tick(
     instance: dg.DagsterInstance,
+    sensor: str,
     after: float,
     daemon: subprocess.Popen,
     log: Path,
     timeout: float = 180,
 ) -> None:
-    """Block until the daemon has finished a tick of the sensor that started after `after`."""
-    from dagster._core.definitions.run_request import InstigatorType
-    from dagster._core.scheduler.instigation import TickStatus
-
+    """Block until the daemon has finished a tick of `sensor` that started after `after`."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if daemon.poll() is not None:
             raise RuntimeError(f"dagster-daemon exited ({daemon.returncode}); see {log}")
-        for state in instance.all_instigator_state(instigator_type=InstigatorType.SENSOR):
-            if state.instigator_name != RETRAINING_SENSOR:
+        for state in instance.all_instigator_state():
+            if state.instigator_name != sensor or state.instigator_type.value != "SENSOR":
                 continue
             ticks = instance.get_ticks(state.instigator_origin_id, state.selector_id, limit=1)
-            if ticks and ticks[0].timestamp > after and ticks[0].status != TickStatus.STARTED:
-                if ticks[0].status == TickStatus.FAILURE:
-                    raise RuntimeError(f"{RETRAINING_SENSOR} failed: {ticks[0].error}")
+            if ticks and ticks[0].timestamp > after and ticks[0].status.value != "STARTED":
+                if ticks[0].status.value == "FAILURE":
+                    raise RuntimeError(f"{sensor} failed: {ticks[0].error}")
                 return
         time.sleep(1)
-    raise TimeoutError(f"{RETRAINING_SENSOR} did not tick within {timeout:.0f}s; see {log}")
+    raise TimeoutError(f"{sensor} did not tick within {timeout:.0f}s; see {log}")
 
 
 def wait_for_retraining(
@@ -192,7 +205,7 @@ def retraining_outcome(instance: dg.DagsterInstance, run: dg.DagsterRun) -> Retr
                 failed_gates.append(evaluation.check_name)
         elif event.event_type == dg.DagsterEventType.ASSET_MATERIALIZATION:
             materialization = event.event_specific_data.materialization
-            if materialization.asset_key == dg.AssetKey("registered_model_version"):
+            if materialization.asset_key.path[-1] == keys.REGISTERED_MODEL_VERSION:
                 meta = materialization.metadata
                 version, promoted = str(meta["version"].value), bool(meta["champion"].value)
                 reason = str(meta["reason"].value)
@@ -252,22 +265,25 @@ class Online:
 
 
 def online_prediction(
-    defs: dg.Definitions, settings: PlatformSettings, day: str, rows: int = 5
+    defs: dg.Definitions,
+    settings: PlatformSettings,
+    contract: DataContract,
+    day: str,
+    rows: int = 5,
 ) -> Online:
     """Serve the champion with `mlflow models serve` (as `make serve` does) and score `day`."""
     import numpy as np
 
-    from mlops_assets.contract import LOAN_APPLICATIONS
-    from mlops_assets.serving import model_server, predict_online
-    from mlops_assets.training.assets import FEATURES
-    from mlops_assets.training.model import default_probability
+    from mlops_assets.serving.online import model_server, predict_online
+    from mlops_assets.training.model import positive_probability
 
-    features = defs.load_asset_value(FEATURES, partition_key=day).head(rows)
-    champion, model = defs.resources["model_registry"].load_champion()
-    expected = default_probability(model, features)
-    with model_server(settings, settings.home / "logs" / "serve.log") as url:
+    features = defs.load_asset_value(contract.key(keys.FEATURES), partition_key=day).head(rows)
+    champion, model = defs.resources["mlflow"].model(contract.model_name).load_champion()
+    expected = positive_probability(model, features, contract)
+    log = settings.home / "logs" / "serve.log"
+    with model_server(settings, contract.model_name, log) as url:
         started = time.perf_counter()
-        served = predict_online(url, features[LOAN_APPLICATIONS.feature_columns])
+        served = predict_online(url, features[contract.feature_columns])
         latency_ms = (time.perf_counter() - started) * 1000
     difference = float(np.max(np.abs(np.asarray(served) - expected)))
     return Online(str(champion.version), day, len(served), latency_ms, difference)
@@ -277,20 +293,22 @@ def print_story(
     days: list[Day],
     first: Retraining | None,
     settings: PlatformSettings,
+    contract: DataContract,
     problems: list[str],
     online: Online | None = None,
 ) -> None:
+    threshold = contract.spec.drift.threshold
     print("\nday         raw   rejected  drift share  reference  served  served AUC  oracle AUC")
     for d in days:
         share = (
             "-"
             if d.drift_share is None
-            else f"{d.drift_share:.3f}{' !' if d.drift_share > settings.drift_threshold else '  '}"
+            else f"{d.drift_share:.3f}{' !' if d.drift_share > threshold else '  '}"
         )
         auc = "-" if d.served_roc_auc is None else f"{d.served_roc_auc:.4f}"
         oracle = "-" if d.oracle_roc_auc is None else f"{d.oracle_roc_auc:.4f}"
         print(
-            f"{d.day}  {d.row_counts.get('raw_loan_applications', 0):>5} {d.row_counts.get('rejected_loan_applications', 0):>8}"
+            f"{d.day}  {d.row_counts.get(keys.RAW, 0):>5} {d.row_counts.get(keys.REJECTED, 0):>8}"
             f"  {share:>11}  {d.reference_version or '-':>9}  {d.served_version or '-':>6}  {auc:>10}  {oracle:>10}"
             + ("" if d.success else "  RUN FAILED")
         )
@@ -313,11 +331,15 @@ def print_story(
             f"{online.rows} applications of {online.day} in {online.latency_ms:.0f} ms, equal to "
             f"the batch scorer (largest difference {online.max_difference:.1e})"
         )
-    print(
-        f"\nDrift scenario:  {settings.drift_scenario} from {settings.drift_start} (threshold {settings.drift_threshold})"
+    scenario = (
+        f"{settings.source_overrides.get('scenario')} from "
+        f"{settings.source_overrides.get('scenario_start')}"
+        if contract.spec.source.kind == "python"
+        else f"delivered by {contract.spec.source.url}"
     )
-    print(f"Drift reports:   {settings.reports_url}/drift_report/<day>.html")
-    print(f"Asset files:     {settings.storage_url}")
+    print(f"\nDrift scenario:  {scenario} (threshold {threshold})")
+    print(f"Drift reports:   {settings.reports_url}/{contract.name}/drift_report/<day>.html")
+    print(f"Asset files:     {settings.storage_url}/{contract.name}/")
     print(
         "Metrics:         "
         + (settings.pushgateway_url or f"{settings.metrics_dir}/*.prom (Prometheus text format)")
@@ -326,16 +348,63 @@ def print_story(
     print(f"Dagster home:    {os.environ.get('DAGSTER_HOME')}")
     print("Look around:     make dev         Dagster UI on http://127.0.0.1:3000")
     print(f"                 make mlflow-ui   MLflow UI on {settings.mlflow_ui_url}")
-    print("                 make serve       the champion over HTTP on http://127.0.0.1:5001")
+    print(
+        "                 make serve       the champion over HTTP on http://127.0.0.1:5001"
+        f" (CONTRACT={contract.name})"
+    )
     print("\nStory complete." if not problems else "\nSTORY INCOMPLETE: " + "; ".join(problems))
+
+
+def run_story(
+    settings: PlatformSettings, contract: DataContract, days: list[str], log_level: str = "ERROR"
+) -> tuple[list[Day], Retraining | None]:
+    """Feed `days` one at a time with the real daemon running: warm-up, first champion, then daily.
+
+    After each daily run it waits for the daemon's tick of the contract's retraining sensor and
+    for any retraining that tick launched, so each day's row says what automation did.
+    """
+    defs = build_definitions(settings)
+    sensor = keys.retraining_sensor(contract.name)
+    daemon_log = settings.home / "logs" / "daemon.log"
+    outcomes: list[Day] = []
+    first: Retraining | None = None
+    with dg.DagsterInstance.get() as instance:
+        daemon = start_daemon(daemon_log)
+        try:
+            for day in days[:WARM_UP_DAYS]:
+                print(f"{day}: ingesting", flush=True)
+                result = run_job(defs, instance, keys.ingestion_job(contract.name), day, log_level)
+                outcomes.append(day_outcome(day, result, defs, contract))
+            print(f"{days[WARM_UP_DAYS - 1]}: training the first champion", flush=True)
+            training = run_job(
+                defs, instance, keys.training_job(contract.name), days[WARM_UP_DAYS - 1], log_level
+            )
+            first = retraining_outcome(instance, instance.get_run_by_id(training.run_id))
+            for day in days[WARM_UP_DAYS:]:
+                print(f"{day}: ingesting, checking drift, scoring", flush=True)
+                result = run_job(defs, instance, keys.daily_job(contract.name), day, log_level)
+                reported_at = time.time()
+                outcome = day_outcome(day, result, defs, contract)
+                outcomes.append(outcome)
+                wait_for_sensor_tick(instance, sensor, reported_at, daemon, daemon_log)
+                outcome.retraining = wait_for_retraining(instance, day)
+        finally:
+            stop(daemon)
+    return outcomes, first
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
-        "--days", type=int, default=16, help="days to simulate (at least 14 for the story)"
+        "--days", type=int, default=16, help="days to simulate (at least 11 for the story)"
     )
     parser.add_argument("--start", help="first day (default: MLOPS_PARTITIONS_START)")
+    parser.add_argument(
+        "--contract",
+        default=DEMO_CONTRACT,
+        help="whose story: the loan example drifts by itself; another contract's source must "
+        f"deliver its drift from day {DRIFT_AFTER_DAYS + 1}",
+    )
     parser.add_argument(
         "--ui", action="store_true", help="afterwards, keep `dagster dev` running to look around"
     )
@@ -351,54 +420,34 @@ def main(argv: list[str] | None = None) -> int:
     if args.days < WARM_UP_DAYS + 4:
         parser.error(f"--days must be at least {WARM_UP_DAYS + 4}")
     start = date.fromisoformat(args.start or PlatformSettings.from_env().partitions_start)
-    for name, value in {
-        **DEMO_ENVIRONMENT,
-        "MLOPS_DRIFT_START": (start + timedelta(days=DRIFT_AFTER_DAYS)).isoformat(),
-    }.items():
+    drift_start = (start + timedelta(days=DRIFT_AFTER_DAYS)).isoformat()
+    for name, value in {**DEMO_ENVIRONMENT, "MLOPS_DRIFT_START": drift_start}.items():
         os.environ.setdefault(name, value)
     if args.ui_only:
         return run_ui()
     settings = PlatformSettings.from_env()
-    defs = build_definitions(settings)
-    log_level = "DEBUG" if args.verbose else "ERROR"
+    contract = next((c for c in settings.load_contracts() if c.name == args.contract), None)
+    if contract is None:
+        parser.error(
+            f"no contract {args.contract!r} in MLOPS_CONTRACTS ({settings.contracts_path})"
+        )
     days = [(start + timedelta(days=offset)).isoformat() for offset in range(args.days)]
-    daemon_log = settings.home / "logs" / "daemon.log"
-    outcomes: list[Day] = []
-    first: Retraining | None = None
-    with dg.DagsterInstance.get() as instance:
-        daemon = start_daemon(daemon_log)
-        try:
-            for day in days[:WARM_UP_DAYS]:
-                print(f"{day}: ingesting", flush=True)
-                outcomes.append(
-                    day_outcome(
-                        day, run_job(defs, instance, INGESTION_JOB, day, log_level), settings
-                    )
-                )
-            print(f"{days[WARM_UP_DAYS - 1]}: training the first champion", flush=True)
-            training = run_job(defs, instance, TRAINING_JOB, days[WARM_UP_DAYS - 1], log_level)
-            first = retraining_outcome(instance, instance.get_run_by_id(training.run_id))
-            for day in days[WARM_UP_DAYS:]:
-                print(f"{day}: ingesting, checking drift, scoring", flush=True)
-                result = run_job(defs, instance, DAILY_JOB, day, log_level)
-                reported_at = time.time()
-                outcome = day_outcome(day, result, settings)
-                outcomes.append(outcome)
-                wait_for_sensor_tick(instance, reported_at, daemon, daemon_log)
-                outcome.retraining = wait_for_retraining(instance, day)
-        finally:
-            stop(daemon)
+    outcomes, first = run_story(settings, contract, days, "DEBUG" if args.verbose else "ERROR")
     problems = story_problems(
-        outcomes, first, settings.drift_threshold, settings.drift_start or days[-1]
+        outcomes,
+        first,
+        contract.spec.drift.threshold,
+        settings.source_overrides.get("scenario_start") or drift_start,
     )
     online = None
+    defs = build_definitions(settings)
     try:
-        online = online_prediction(defs, settings, days[-1])
+        online = online_prediction(defs, settings, contract, days[-1])
     except (OSError, RuntimeError, TimeoutError) as error:
         problems.append(f"online serving of the champion failed: {error}")
     if online is not None and online.max_difference > 1e-9:
         problems.append("online predictions differ from the batch scorer's")
-    print_story(outcomes, first, settings, problems, online)
+    print_story(outcomes, first, settings, contract, problems, online)
     if args.ui:
         run_ui()
     return 0 if not problems else 1

@@ -61,6 +61,17 @@ def write_atomically(path: UPath, content: bytes) -> None:
         path.write_bytes(content)
 
 
+def read_partition(
+    base_path: str, key: dg.AssetKey, partition: str, storage_options: dict[str, Any] | None = None
+) -> pd.DataFrame:
+    """One stored partition, read directly (no Dagster context, so no step logging)."""
+    from upath import UPath
+
+    path = UPath(base_path, **(storage_options or {})).joinpath(*key.path, f"{partition}.parquet")
+    with path.open("rb") as file:
+        return pd.read_parquet(file)
+
+
 class ParquetIOManager(dg.ConfigurableIOManagerFactory):
     """Stores each asset partition as `<base_path>/<asset key>/<partition>.parquet`."""
 

@@ -1,4 +1,4 @@
-"""Alert rules and dashboard are generated from the sensor's own policy, and Prometheus accepts them."""
+"""Alert rules and dashboard are generated from each contract's own policy, and Prometheus accepts them."""
 
 from __future__ import annotations
 
@@ -10,7 +10,6 @@ from pathlib import Path
 import pytest
 import yaml
 
-from mlops_assets.definitions import build_definitions
 from mlops_assets.monitoring.alerting import (
     DASHBOARD_FILE,
     RULES_FILE,
@@ -18,15 +17,23 @@ from mlops_assets.monitoring.alerting import (
     grafana_dashboard,
     write_monitoring_files,
 )
-from mlops_assets.monitoring.policy import DriftObservation, retraining_decision
+from mlops_assets.monitoring.policy import DriftObservation, RetrainingPolicy, retraining_decision
 from mlops_assets.settings import PlatformSettings
 from mlops_assets_tests.servers import require_tool
 
 COMMITTED = Path(__file__).resolve().parents[1] / "deploy" / "monitoring"
 
 
-def rules_by_name(settings: PlatformSettings) -> dict[str, dict]:
-    return {rule["alert"]: rule for rule in alert_rules(settings)["groups"][0]["rules"]}
+def contract_of(settings: PlatformSettings, name: str):
+    return next(c for c in settings.load_contracts() if c.name == name)
+
+
+def rules_by_name(settings: PlatformSettings, name: str) -> dict[str, dict]:
+    contracts = settings.load_contracts()
+    groups = {group["name"]: group for group in alert_rules(contracts)["groups"]}
+    assert len(groups) == len(contracts)  # one rule group per model
+    model = contract_of(settings, name).model_name
+    return {rule["alert"]: rule for rule in groups[f"mlops_assets:{model}"]["rules"]}
 
 
 def test_committed_files_are_what_the_default_settings_generate(tmp_path):
@@ -41,19 +48,27 @@ def test_committed_files_are_what_the_default_settings_generate(tmp_path):
     ("env", "expected_for"),
     [({}, "0s"), ({"MLOPS_DRIFT_THRESHOLD": "0.35", "MLOPS_RETRAIN_CONSECUTIVE": "3"}, "48h")],
 )
-def test_rules_and_dashboard_follow_the_policy_the_sensor_reads(env, expected_for):
+def test_rules_and_dashboard_follow_the_policy_the_sensor_reads(env, expected_for, contract_name):
     settings = PlatformSettings.from_env({"MLOPS_GATE_MIN_ROC_AUC": "0.74", **env})
-    resources = build_definitions(settings).resources
-    policy, gates = resources["retraining_policy"], resources["gates"]
-    rules = rules_by_name(settings)
+    contract = contract_of(settings, contract_name)
+    policy = RetrainingPolicy.of(contract)
+    rules = rules_by_name(settings, contract_name)
     drift = rules["MlopsDriftAboveThreshold"]
     assert drift["expr"] == (
-        f'mlops_drift_share{{model="{settings.model_name}"}} > {policy.drift_threshold}'
+        f'mlops_drift_share{{model="{contract.model_name}"}} > {policy.drift_threshold}'
     )
     assert drift["for"] == expected_for
-    assert rules["MlopsServedModelAucBelowFloor"]["expr"].endswith(f"< {gates.min_roc_auc}")
+    assert rules["MlopsServedModelAucBelowFloor"]["expr"].endswith("< 0.74")
 
-    panels = {panel["title"]: panel for panel in grafana_dashboard(settings)["panels"]}
+    dashboard = grafana_dashboard(settings.load_contracts())
+    rows = [panel["title"] for panel in dashboard["panels"] if panel["type"] == "row"]
+    assert rows == [c.model_name for c in settings.load_contracts()]  # a row per model
+    selector = f'model="{contract.model_name}"'
+    panels = {
+        panel["title"]: panel
+        for panel in dashboard["panels"]
+        if panel["type"] != "row" and selector in panel["targets"][0]["expr"]
+    }
     drift_panel = next(p for t, p in panels.items() if t.startswith("Drift share"))
     steps = drift_panel["fieldConfig"]["defaults"]["thresholds"]["steps"]
     assert steps[-1] == {"color": "red", "value": policy.drift_threshold}
@@ -70,11 +85,12 @@ def test_promtool_accepts_the_rules_and_they_fire_when_the_sensor_retrains(tmp_p
         [promtool, "check", "rules", str(tmp_path / RULES_FILE)], capture_output=True, text=True
     )
     assert checked.returncode == 0, checked.stdout + checked.stderr
-    assert "SUCCESS: 4 rules found" in checked.stdout
+    assert f"SUCCESS: {4 * len(settings.load_contracts())} rules found" in checked.stdout
 
     # one drift report a day (values held between pushes): 0.1, then 0.25 from day 1 on
     shares = [0.1, 0.25, 0.25, 0.25, 0.25]
-    policy = build_definitions(settings).resources["retraining_policy"]
+    contract = contract_of(settings, "loan_default")
+    policy = RetrainingPolicy.of(contract)
     reports = [
         DriftObservation(f"2026-01-0{day + 1}", share, day, "1") for day, share in enumerate(shares)
     ]
@@ -86,9 +102,9 @@ def test_promtool_accepts_the_rules_and_they_fire_when_the_sensor_retrains(tmp_p
         ).retrain
     )
     assert sensor_retrains_on == 3
-    model = settings.model_name
+    model = contract.model_name
     hourly = " ".join(str(share) for share in shares for _ in range(24))
-    rule = rules_by_name(settings)["MlopsDriftAboveThreshold"]
+    rule = rules_by_name(settings, "loan_default")["MlopsDriftAboveThreshold"]
     firing = {
         "exp_labels": rule["labels"],
         "exp_annotations": {
@@ -129,5 +145,7 @@ def test_dashboard_is_grafana_json_with_a_prometheus_datasource_variable():
     dashboard = json.loads((COMMITTED / DASHBOARD_FILE).read_text())
     assert dashboard["templating"]["list"][0]["query"] == "prometheus"
     for panel in dashboard["panels"]:
+        if panel["type"] == "row":
+            continue
         assert panel["datasource"]["uid"] == "${datasource}"
         assert all(target["expr"].startswith("mlops_") for target in panel["targets"])

@@ -1,13 +1,20 @@
-"""The documented commands work as written: workspace load, CLI materialization, the main job."""
+"""The documented commands work as written: workspace load, CLI materialization, the main job, and
+the daemon-driven story for every shipped contract."""
 
 import os
 import subprocess
 import sys
+from datetime import date
 from pathlib import Path
 
 import dagster as dg
 import pandas as pd
 import pytest
+
+from mlops_assets import keys
+from mlops_assets.demo import DRIFT_AFTER_DAYS, run_story, story_problems
+from mlops_assets.settings import PlatformSettings
+from mlops_assets_tests.conftest import write_crash_files
 
 REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
@@ -39,17 +46,47 @@ def test_workspace_loads(env):
     assert "mlops_assets" in result.stdout + result.stderr
 
 
+def test_a_broken_contract_fails_the_load_naming_file_and_field(env, tmp_path):
+    folder = tmp_path / "contracts"
+    folder.mkdir()
+    text = (REPO / "mlops_assets" / "examples" / "loan_default.yaml").read_text()
+    (folder / "loan_default.yaml").write_text(text.replace("min_roc_auc: 0.70", "min_roc_auc: 7"))
+    result = subprocess.run(
+        [str(BIN / "dagster"), "definitions", "validate", "-m", "mlops_assets"],
+        cwd=REPO,
+        env={**env, "MLOPS_CONTRACTS": str(folder)},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode != 0
+    assert (
+        f"{folder}/loan_default.yaml: gates.min_roc_auc: Input should be less than or equal to 1"
+        in (result.stdout + result.stderr)
+    )
+
+
 def test_dagster_asset_materialize_as_documented(env):
-    selection = "raw_loan_applications,rejected_loan_applications,loan_features"
+    selection = "key:loan_default/raw or key:loan_default/rejected or key:loan_default/features"
     command = [str(BIN / "dagster"), "asset", "materialize", "-m", "mlops_assets"]
     run([*command, "--select", selection, "--partition", "2026-01-03"], env)
-    features = pd.read_parquet(
-        Path(env["MLOPS_HOME"]) / "assets" / "loan_features" / "2026-01-03.parquet"
-    )
+    home = Path(env["MLOPS_HOME"])
+    features = pd.read_parquet(home / "assets" / "loan_default" / "features" / "2026-01-03.parquet")
     assert len(features) > 250
     with dg.DagsterInstance.from_config(env["DAGSTER_HOME"]) as instance:
-        event = instance.get_latest_materialization_event(dg.AssetKey("loan_features"))
+        key = dg.AssetKey(["loan_default", "features"])
+        event = instance.get_latest_materialization_event(key)
         assert event.asset_materialization.partition == "2026-01-03"
+
+    # a whole day of one model's lifecycle, training included, in one command
+    whole = {**env, "MLOPS_SYNTHETIC_ROWS_PER_DAY": "2000"}
+    run([*command, "--select", "key:loan_default/*", "--partition", "2026-01-04"], whole)
+    with dg.DagsterInstance.from_config(env["DAGSTER_HOME"]) as instance:
+        for stage in ("registered_model_version", "drift_report", "model_performance"):
+            event = instance.get_latest_materialization_event(dg.AssetKey(["loan_default", stage]))
+            assert event.asset_materialization.partition == "2026-01-04", stage
+        crashes = instance.get_latest_materialization_event(dg.AssetKey(["vehicle_crashes", "raw"]))
+        assert crashes is None  # one model's selection never touches another's assets
 
 
 @pytest.mark.slow
@@ -66,7 +103,7 @@ def test_main_job_tells_the_whole_story_with_the_real_daemon(env):
         assert retrainings, "the daemon's sensor launched no retraining"
         assert any(run.is_success for run in retrainings)
         history = instance.fetch_materializations(
-            dg.AssetKey("registered_model_version"), limit=10
+            dg.AssetKey(["loan_default", "registered_model_version"]), limit=10
         ).records
         promoted_by_sensor = [
             record
@@ -75,4 +112,38 @@ def test_main_job_tells_the_whole_story_with_the_real_daemon(env):
             and any(run.run_id == record.run_id for run in retrainings)
         ]
         assert promoted_by_sensor
-    assert (Path(env["MLOPS_HOME"]) / "reports" / "drift_report" / "2026-01-16.html").exists()
+    report = (
+        Path(env["MLOPS_HOME"]) / "reports" / "loan_default" / "drift_report" / "2026-01-16.html"
+    )
+    assert report.exists()
+
+
+@pytest.mark.slow
+def test_the_real_crash_data_story_with_the_real_daemon(env, monkeypatch):
+    """The second example through the same story: real records delivered as daily files, high-speed
+    crashes only from day 11; the daemon's sensor retrains and a new champion takes over."""
+    home = Path(env["MLOPS_HOME"])
+    drift_start = date(2026, 1, 1 + DRIFT_AFTER_DAYS)
+    write_crash_files(home, drift_start=drift_start)  # 14 days, 600 rows each
+    story_env = {
+        "MLOPS_HOME": str(home),
+        "MLOPS_RETRAINING_SENSOR": "running",
+        "MLOPS_SENSOR_INTERVAL_SECONDS": "2",
+        "MLOPS_RETRAIN_CONSECUTIVE": "2",
+        "MLOPS_GATE_MIN_ABSOLUTE_CHANGE": "-0.03",
+    }
+    for name, value in story_env.items():
+        monkeypatch.setenv(name, value)  # the daemon loads the code location from the environment
+    settings = PlatformSettings.from_env()
+    contract = next(c for c in settings.load_contracts() if c.name == "vehicle_crashes")
+    days = [f"2026-01-{day:02d}" for day in range(1, 15)]
+    outcomes, first = run_story(settings, contract, days)
+    problems = story_problems(outcomes, first, 0.2, drift_start.isoformat())
+    assert problems == [], problems
+    retrained = [r for d in outcomes for r in d.retraining]
+    assert [r.trigger for r in retrained] == ["drift"]
+    assert retrained[0].since == drift_start.isoformat() and retrained[0].promoted
+    with dg.DagsterInstance.get() as instance:
+        runs = instance.get_runs(dg.RunsFilter(job_name=keys.training_job("vehicle_crashes")))
+        assert {run.tags.get("mlops/contract") for run in runs} == {"vehicle_crashes"}
+        assert not instance.get_runs(dg.RunsFilter(job_name=keys.training_job("loan_default")))

@@ -1,16 +1,26 @@
-"""The contract is the single source: every schema, type and column list derives from it."""
+"""Contracts are files: validated at load with errors naming the file and field, and the single
+source of every schema, type and column list."""
 
-from dataclasses import replace
+from __future__ import annotations
+
+import ast
+from datetime import date
+from pathlib import Path
 
 import dagster as dg
 import pandas as pd
 import pytest
+import yaml
 
-from mlops_assets.contract import LOAN_APPLICATIONS, CategoricalColumn, NumericColumn
-from mlops_assets.features.engineering import build_features
+from mlops_assets.contracts import ContractError, load_contract, load_contracts
+from mlops_assets.definitions import build_definitions
+from mlops_assets.examples import EXAMPLES_DIR
+from mlops_assets.examples.loan_default_synthetic import SyntheticLoanGenerator
 from mlops_assets.ingestion.validation import validate_rows
-from mlops_assets.sources.synthetic import SyntheticLoanGenerator
+from mlops_assets.settings import PlatformSettings, SettingsError
 
+ENV = {"MLOPS_HOME": "/tmp/mlops-test-home"}
+LOAN_FILE = EXAMPLES_DIR / "loan_default.yaml"
 RAW_FEATURES = [
     "age",
     "annual_income",
@@ -24,8 +34,19 @@ RAW_FEATURES = [
 ]
 
 
-def test_contract_declares_the_loan_dataset():
-    contract = LOAN_APPLICATIONS
+def loan_document() -> dict:
+    return yaml.safe_load(LOAN_FILE.read_text())
+
+
+def write(folder: Path, document: dict, name: str = "loan_default") -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{name}.yaml"
+    path.write_text(yaml.safe_dump(document, sort_keys=False))
+    return path
+
+
+def test_loan_contract_declares_the_loan_dataset():
+    contract = load_contract(LOAN_FILE, ENV)
     assert contract.raw_columns == ["application_id", "applied_at", *RAW_FEATURES, "defaulted"]
     assert contract.feature_columns == [
         *RAW_FEATURES,
@@ -33,79 +54,238 @@ def test_contract_declares_the_loan_dataset():
         "log_annual_income",
         "credit_score_band",
     ]
-    assert "home_ownership" in contract.categorical_features
-    assert "credit_score_band" in contract.categorical_features
-    assert "annual_income" in contract.numeric_features
+    assert {"home_ownership", "credit_score_band"} <= set(contract.categorical_features)
     assert set(contract.numeric_features) | set(contract.categorical_features) == set(
         contract.feature_columns
     )
+    assert contract.key("features") == dg.AssetKey(["loan_default", "features"])
+
+
+def test_crash_contract_generates_its_id_and_event_time():
+    contract = load_contract(EXAMPLES_DIR / "vehicle_crashes.yaml", ENV)
+    assert contract.generates_id and contract.generates_event_time
+    assert contract.delivered_columns[0] == "dvcat" and contract.delivered_columns[-1] == "dead"
+    assert contract.raw_columns[:2] == ["row_id", "event_time"]
+    assert contract.spec.source.url == "/tmp/mlops-test-home/sources/vehicle_crashes"
+    delivered = pd.DataFrame(
+        {
+            "dvcat": ["10-24", "55+", "25-39"],
+            "airbag": ["none", "airbag", "airbag"],
+            "seatbelt": ["belted", "none", "belted"],
+            "frontal": ["1", "0", "1"],
+            "sex": ["f", "m", "m"],
+            "ageOFocc": ["26", "72", "40"],
+            "yearVeh": ["1990", "", "1999"],
+            "abcat": ["unavail", "deploy", "nodeploy"],
+            "occRole": ["driver", "pass", "driver"],
+            "deploy": ["0", "1", "0"],
+            "dead": ["alive", "dead", "maybe"],
+            "caseid": ["2:3:1", "2:3:1", "2:5:1"],
+        }
+    )
+    result = validate_rows(delivered, contract, date(2026, 1, 5))
+    assert result.accepted["row_id"].tolist() == ["2026-01-05-000000", "2026-01-05-000001"]
+    assert result.accepted["event_time"].tolist() == [pd.Timestamp("2026-01-05")] * 2
+    assert result.accepted["dead"].tolist() == [0, 1]
+    assert pd.isna(result.accepted["yearVeh"].iloc[1])  # a missing vehicle year is allowed
+    assert result.rejected["rejection_reason"].tolist() == [
+        "dead: 'maybe' is not a label value (positive: dead; negative: alive)"
+    ]
+    assert result.ignored_columns == ["caseid"]
+
+
+def test_label_values_match_as_delivered_text_or_numbers(tmp_path):
+    document = loan_document()
+    document["label"] = {"column": "defaulted", "positive": ["bad"]}  # negative: anything else
+    contract = load_contract(write(tmp_path, document), ENV)
+    encoded, invalid = contract.label.encode(pd.Series(["bad", "good", None, " bad ", "other"]))
+    assert encoded.tolist() == [1, 0, pd.NA, 1, 0]
+    assert not invalid.any()
+    numeric = load_contract(LOAN_FILE, ENV).label
+    encoded, invalid = numeric.encode(pd.Series(["1", "0", "1.0", 0.0, "2", None]))
+    assert encoded.iloc[:4].tolist() == [1, 0, 1, 0]
+    assert invalid.tolist() == [False, False, False, False, True, False]
 
 
 def test_models_and_dagster_types_carry_the_contract_columns_and_rules():
-    raw_schema = LOAN_APPLICATIONS.raw_model.to_schema()
-    assert list(raw_schema.columns) == LOAN_APPLICATIONS.raw_columns
+    contract = load_contract(LOAN_FILE, ENV)
+    raw_schema = contract.raw_model.to_schema()
+    assert list(raw_schema.columns) == contract.raw_columns
     assert raw_schema.columns["defaulted"].nullable
     assert not raw_schema.columns["age"].nullable
     assert raw_schema.columns["application_id"].unique
-    column_schema = LOAN_APPLICATIONS.column_schema("features")
-    by_name = {column.name: column for column in column_schema.columns}
-    assert list(by_name) == LOAN_APPLICATIONS.feature_table_columns
+    by_name = {column.name: column for column in contract.column_schema("features").columns}
+    assert list(by_name) == contract.feature_table_columns
     assert by_name["credit_score"].constraints.other == [">= 300", "<= 850"]
     assert by_name["credit_score"].description == "Bureau credit score (FICO scale)"
-    assert by_name["defaulted"].constraints.nullable
-
-
-def test_dagster_type_accepts_contract_rows_and_rejects_violations():
-    raw = SyntheticLoanGenerator(rows_per_day=50).generate(pd.Timestamp("2026-01-05").date())
-    dagster_type = LOAN_APPLICATIONS.raw_dagster_type
-    assert dg.check_dagster_type(dagster_type, raw).success
+    raw = SyntheticLoanGenerator(rows_per_day=50).generate(date(2026, 1, 5))
+    assert dg.check_dagster_type(contract.dagster_types["raw"], raw).success
     broken = raw.assign(credit_score=raw["credit_score"].where(raw.index != 3, 9_000))
-    result = dg.check_dagster_type(dagster_type, broken)
-    assert not result.success
-    assert "credit_score" in result.description
+    result = dg.check_dagster_type(contract.dagster_types["raw"], broken)
+    assert not result.success and "credit_score" in result.description
 
 
-def test_a_column_added_to_the_contract_reaches_every_derived_piece():
-    extended = replace(
-        LOAN_APPLICATIONS,
-        raw_features=(
-            *LOAN_APPLICATIONS.raw_features,
-            NumericColumn("monthly_rent", "Declared monthly rent (USD)", 0, 20_000),
-        ),
-    )
-    assert "monthly_rent" in extended.raw_columns
-    assert "monthly_rent" in extended.feature_columns
-    assert "monthly_rent" in extended.numeric_features
-    assert "monthly_rent" in extended.raw_model.to_schema().columns
-    assert "monthly_rent" in extended.features_model.to_schema().columns
-    for stage in ("raw", "features"):
-        names = [column.name for column in extended.column_schema(stage).columns]
-        assert "monthly_rent" in names
-    type_schema = extended.features_dagster_type.metadata["schema"].schema
-    assert "monthly_rent" in [column.name for column in type_schema.columns]
-    lineage = extended.column_lineage(dg.AssetKey("raw"))
+def test_a_feature_added_to_the_file_reaches_every_derived_piece(tmp_path):
+    document = loan_document()
+    document["features"].append({"name": "monthly_rent", "type": "number", "min": 0, "max": 20000})
+    contract = load_contract(write(tmp_path, document), ENV)
+    assert "monthly_rent" in contract.raw_columns and "monthly_rent" in contract.numeric_features
+    for stage in ("raw", "features", "training"):
+        assert "monthly_rent" in [column.name for column in contract.column_schema(stage).columns]
+    lineage = contract.column_lineage(dg.AssetKey("raw"))
     assert lineage.deps_by_column["monthly_rent"][0].column_name == "monthly_rent"
-
-    raw = SyntheticLoanGenerator(rows_per_day=20).generate(pd.Timestamp("2026-01-05").date())
+    raw = SyntheticLoanGenerator(rows_per_day=20).generate(date(2026, 1, 5))
     raw["monthly_rent"] = 1_000.0
-    raw.loc[0, "monthly_rent"] = -5.0  # violates the new column's range
-    result = validate_rows(raw, extended)
+    raw.loc[0, "monthly_rent"] = -5.0
+    result = validate_rows(raw, contract, date(2026, 1, 5))
     assert result.rejected["rejection_reason"].tolist() == [
         "monthly_rent: -5.0 failed greater_than_or_equal_to(0)"
     ]
-    features = build_features(result.accepted, extended)
-    assert "monthly_rent" in features.columns
-    extended.features_model.validate(features)
+    contract.features_model.validate(contract.build_features(result.accepted))
+    assert contract.version != load_contract(LOAN_FILE, ENV).version
 
 
-def test_contract_refuses_ambiguous_declarations():
-    with pytest.raises(ValueError, match="twice"):
-        replace(
-            LOAN_APPLICATIONS,
-            raw_features=(*LOAN_APPLICATIONS.raw_features, NumericColumn("age", "again")),
-        )
-    with pytest.raises(ValueError, match="must name its raw input columns"):
-        replace(
-            LOAN_APPLICATIONS,
-            derived_features=(CategoricalColumn("band", "no inputs", ("a",)),),
-        )
+def _broken(change) -> dict:
+    document = loan_document()
+    change(document)
+    return document
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (lambda d: d.update(colour="blue"), "loan_default.yaml: colour: unknown field"),
+        (
+            lambda d: d["features"][0].update(type="float"),
+            "features.0: 'float' is not allowed; expected 'number', 'integer', 'categorical'",
+        ),
+        (
+            lambda d: d["features"][0].update(min=190),
+            "features.0: Value error, min 190.0 is above max",
+        ),
+        (
+            lambda d: d["gates"].update(min_roc_auc=1.5),
+            "gates.min_roc_auc: Input should be less than or equal to 1",
+        ),
+        (
+            lambda d: d["gates"]["bias"].update(column="age"),
+            "gates.bias.column: 'age' is not a categorical feature",
+        ),
+        (
+            lambda d: d["gates"]["bias"].update(metric="precision"),
+            "gates.bias.metric: 'precision' is not allowed",
+        ),
+        (
+            lambda d: d["gates"]["bias"].update(max_gap=-0.1),
+            "gates.bias.max_gap: Input should be greater than or equal to 0",
+        ),
+        (
+            lambda d: d["model"].update(decision_threshold=5),
+            "model.decision_threshold: Input should be less than 1",
+        ),
+        (
+            lambda d: d["model"]["params"].update(depth=3),
+            "model: Value error, params of hist_gradient_boosting: depth: Extra inputs",
+        ),
+        (lambda d: d["drift"].update(threshold=2), "drift.threshold: Input should be less than 1"),
+        (
+            lambda d: d["drift"].update(cooldown_hours=-1),
+            "drift.cooldown_hours: Input should be greater than or equal to 0",
+        ),
+        (lambda d: d["drift"].update(exclude=["nope"]), "drift.exclude: ['nope'] are not features"),
+        (
+            lambda d: d["derived_features"][0].update(inputs=["salary"]),
+            "derived_features[0].inputs: ['salary'] are not raw features",
+        ),
+        (
+            lambda d: d["derived_features"][0].update(function="mlops_assets.examples:nothing"),
+            "derived_features[0].function: 'mlops_assets.examples' has no function 'nothing'",
+        ),
+        (
+            lambda d: d["features"].append({"name": "age", "type": "integer"}),
+            "features: columns declared twice: ['age']",
+        ),
+        (
+            lambda d: d["label"].update(positive=[1], negative=[1, 0]),
+            "label: Value error, values ['1'] are both positive and negative",
+        ),
+        (lambda d: d.pop("label"), "label: Field required"),
+        (lambda d: d.update(name="Loan Default"), "name: String should match pattern"),
+    ],
+)
+def test_a_bad_contract_fails_the_load_naming_file_and_field(tmp_path, change, message):
+    path = write(tmp_path, _broken(change))
+    with pytest.raises(ContractError) as error:
+        load_contracts(tmp_path, ENV)
+    assert str(path) in str(error.value)
+    assert message in str(error.value), str(error.value)
+
+
+def test_environment_overrides_are_validated_and_name_the_variable(tmp_path):
+    write(tmp_path, loan_document())
+    env = {**ENV, "MLOPS_CONTRACTS": str(tmp_path)}
+    settings = PlatformSettings.from_env({**env, "MLOPS_DRIFT_THRESHOLD": "0.3"})
+    (contract,) = settings.load_contracts()
+    assert contract.spec.drift.threshold == 0.3
+    bad = PlatformSettings.from_env({**env, "MLOPS_GATE_MIN_ROC_AUC": "1.5"})
+    with pytest.raises(
+        ContractError, match=r"gates.min_roc_auc: .* \(from MLOPS_GATE_MIN_ROC_AUC\)"
+    ):
+        bad.load_contracts()
+    with pytest.raises(SettingsError, match="MLOPS_GATE_MIN_ROC_AUC='nan%' is not a valid float"):
+        PlatformSettings.from_env({**env, "MLOPS_GATE_MIN_ROC_AUC": "nan%"})
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({"MLOPS_SYNTHETIC_ROWS_PER_DAY": "-5"}, "rows_per_day"),
+        ({"MLOPS_SYNTHETIC_INVALID_ROW_SHARE": "2"}, "invalid_row_share"),
+        ({"MLOPS_DRIFT_SCENARIO": "recession", "MLOPS_DRIFT_START": "2026-01-10"}, "recession"),
+        ({"MLOPS_DRIFT_SCENARIO": "income_drop"}, "needs a scenario_start"),
+        (
+            {"MLOPS_SENSOR_INTERVAL_SECONDS": "-1"},
+            "MLOPS_SENSOR_INTERVAL_SECONDS must be at least 1",
+        ),
+        ({"MLFLOW_TRACKING_URI": "htp://mlflow:5000"}, "MLFLOW_TRACKING_URI='htp://mlflow:5000'"),
+        ({"MLOPS_PARTITIONS_START": "01/02/2026"}, "MLOPS_PARTITIONS_START='01/02/2026'"),
+    ],
+)
+def test_bad_settings_fail_the_load_naming_the_setting(tmp_path, env, message):
+    with pytest.raises((SettingsError, ContractError), match=message):
+        build_definitions(PlatformSettings.from_env({"MLOPS_HOME": str(tmp_path), **env}))
+
+
+def test_contracts_in_one_folder_need_distinct_models(tmp_path):
+    write(tmp_path, loan_document(), "first")
+    write(tmp_path, {**loan_document(), "name": "second"}, "second")
+    with pytest.raises(ContractError, match=r"second.yaml: model.name: 'loan-default-classifier'"):
+        load_contracts(tmp_path, ENV)
+    with pytest.raises(ContractError, match="no contract files"):
+        load_contracts(tmp_path / "empty", ENV)
+
+
+def _string_literals(path: Path) -> set[str]:
+    """Every string constant of a module, f-string parts included."""
+    tree = ast.parse(path.read_text())
+    return {
+        node.value
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Constant) and isinstance(node.value, str)
+    }
+
+
+def test_no_module_outside_a_contract_names_a_dataset_column():
+    package = Path(EXAMPLES_DIR).parent
+    columns = set()
+    for contract in load_contracts(EXAMPLES_DIR, ENV):
+        columns |= set(contract.raw_columns) | set(contract.feature_columns)
+    columns -= {"row_id", "event_time"}  # the platform's own names for generated columns
+    offenders = {}
+    for path in package.rglob("*.py"):
+        if path.parent == EXAMPLES_DIR:
+            continue
+        named = _string_literals(path) & columns
+        if named:
+            offenders[str(path.relative_to(package))] = sorted(named)
+    assert offenders == {}

@@ -1,19 +1,22 @@
-"""The code location loads, and its asset graph is what the docs and later stages rely on."""
+"""The code location loads one lifecycle per contract, and its asset graph is what the docs rely on."""
+
+from pathlib import Path
 
 import dagster as dg
-import pytest
+import yaml
 
-from mlops_assets.definitions import DAILY_JOB, INGESTION_JOB, TRAINING_JOB, build_definitions
-from mlops_assets.registry.rollback import ROLLBACK_JOB
-from mlops_assets.settings import PlatformSettings, SettingsError
-from mlops_assets.sources import FileLoanSource, SyntheticLoanSource
-from mlops_assets_tests.conftest import make_settings
+from mlops_assets import keys
+from mlops_assets.definitions import build_definitions
+from mlops_assets.examples import EXAMPLES_DIR
+from mlops_assets.examples.loan_default_synthetic import SyntheticLoanSource
+from mlops_assets.ingestion.sources import FileSource
+from mlops_assets_tests.conftest import SHIPPED, make_settings
 
 # A snapshot: renaming or regrouping an asset is a breaking change for users; update it on purpose.
-EXPECTED_ASSETS = {
-    "raw_loan_applications": "ingestion",
-    "rejected_loan_applications": "ingestion",
-    "loan_features": "features",
+EXPECTED_STAGES = {
+    "raw": "ingestion",
+    "rejected": "ingestion",
+    "features": "features",
     "training_set": "training",
     "trained_model": "training",
     "registered_model_version": "registry",
@@ -30,20 +33,50 @@ EXPECTED_CHECKS = {
     "bias_gap_within_limit",
     "drift_share_within_threshold",
 }
+EXPECTED_ASSETS = {
+    f"{contract}/{stage}": contract for contract in SHIPPED for stage in EXPECTED_STAGES
+}
 
 
-def test_definitions_load_with_the_expected_assets_and_groups(defs: dg.Definitions):
+def test_one_lifecycle_per_shipped_contract(defs: dg.Definitions):
+    assert SHIPPED == ["loan_default", "vehicle_crashes"]
     graph = defs.resolve_asset_graph()
     groups = {key.to_user_string(): graph.get(key).group_name for key in graph.get_all_asset_keys()}
     assert groups == EXPECTED_ASSETS
-    checks = {key.name for key in graph.asset_check_keys}
-    assert checks == EXPECTED_CHECKS
-    for job in (INGESTION_JOB, DAILY_JOB, TRAINING_JOB, ROLLBACK_JOB):
-        assert isinstance(defs.resolve_job_def(job), dg.JobDefinition)
-    spec = graph.get(dg.AssetKey("loan_features"))
+    for key in graph.get_all_asset_keys():
+        spec = graph.get(key)
+        assert spec.tags["stage"] == EXPECTED_STAGES[key.path[-1]]
+        assert spec.owners, key
+    checks = {(key.asset_key.path[0], key.name) for key in graph.asset_check_keys}
+    assert checks == {(contract, check) for contract in SHIPPED for check in EXPECTED_CHECKS}
+    jobs = {job.name for job in defs.resolve_all_job_defs() if not job.name.startswith("__")}
+    assert jobs == {
+        job(contract)
+        for contract in SHIPPED
+        for job in (keys.ingestion_job, keys.daily_job, keys.training_job, keys.rollback_job)
+    }
+    assert {sensor.name for sensor in defs.sensors} == {
+        keys.retraining_sensor(contract) for contract in SHIPPED
+    }
+    spec = graph.get(dg.AssetKey(["loan_default", "features"]))
     assert spec.partitions_def == dg.DailyPartitionsDefinition(start_date="2026-01-01")
     assert "dagster/column_schema" in spec.metadata
-    assert [sensor.name for sensor in defs.sensors] == ["drift_retraining_sensor"]
+
+
+def test_jobs_select_only_their_own_contract(defs: dg.Definitions, contract_name: str):
+    daily = defs.resolve_job_def(keys.daily_job(contract_name))
+    selected = {key.to_user_string() for key in daily.asset_layer.selected_asset_keys}
+    assert selected == {
+        f"{contract_name}/{stage}"
+        for stage in (
+            "raw",
+            "rejected",
+            "features",
+            "drift_report",
+            "batch_predictions",
+            "model_performance",
+        )
+    }
 
 
 def test_module_level_defs_load_lazily_from_the_environment(monkeypatch, tmp_path):
@@ -52,47 +85,41 @@ def test_module_level_defs_load_lazily_from_the_environment(monkeypatch, tmp_pat
     from mlops_assets import defs
 
     loaded = defs()
-    assert (
-        loaded.resolve_assets_def("loan_features").partitions_def.start.strftime("%Y-%m-%d")
-        == "2025-06-01"
+    start = loaded.resolve_assets_def(
+        dg.AssetKey(["loan_default", "features"])
+    ).partitions_def.start
+    assert start.strftime("%Y-%m-%d") == "2025-06-01"
+
+
+def test_sources_come_from_the_contracts(tmp_path):
+    defs = build_definitions(make_settings(tmp_path, MLOPS_SYNTHETIC_ROWS_PER_DAY="123"))
+    synthetic = defs.resources["loan_default_source"]
+    assert isinstance(synthetic, SyntheticLoanSource) and synthetic.rows_per_day == 123
+    files = defs.resources["vehicle_crashes_source"]
+    assert isinstance(files, FileSource)
+    assert (files.base_url, files.file_format) == (
+        str(tmp_path / "sources" / "vehicle_crashes"),
+        "csv",
     )
+    moved = build_definitions(
+        make_settings(tmp_path, MLOPS_VEHICLE_CRASHES_URL="s3://landing/crashes")
+    ).resources["vehicle_crashes_source"]
+    assert moved.base_url == "s3://landing/crashes"
 
 
-def test_source_is_chosen_by_configuration(tmp_path):
-    synthetic = build_definitions(make_settings(tmp_path)).resources["loan_source"]
-    assert isinstance(synthetic, SyntheticLoanSource)
-    files = build_definitions(
-        make_settings(
-            tmp_path,
-            MLOPS_SOURCE="files",
-            MLOPS_SOURCE_URL="s3://landing/loans",
-            MLOPS_SOURCE_FORMAT="csv",
-        )
-    ).resources["loan_source"]
-    assert isinstance(files, FileLoanSource)
-    assert (files.base_url, files.file_format) == ("s3://landing/loans", "csv")
-
-
-@pytest.mark.parametrize(
-    ("env", "message"),
-    [
-        ({"MLOPS_SOURCE": "kafka"}, "MLOPS_SOURCE='kafka' is not one of: synthetic, files"),
-        ({"MLOPS_SOURCE": "files"}, "MLOPS_SOURCE=files needs MLOPS_SOURCE_URL"),
-        (
-            {"MLOPS_PARTITIONS_START": "01/02/2026"},
-            "MLOPS_PARTITIONS_START='01/02/2026' is not a date",
-        ),
-        (
-            {"MLOPS_SYNTHETIC_ROWS_PER_DAY": "many"},
-            "MLOPS_SYNTHETIC_ROWS_PER_DAY='many' is not a valid int",
-        ),
-        ({"MLOPS_DRIFT_SCENARIO": "income_drop"}, "needs MLOPS_DRIFT_START"),
-        (
-            {"MLOPS_DRIFT_SCENARIO": "recession"},
-            "MLOPS_DRIFT_SCENARIO='recession' is not one of: none, income_drop",
-        ),
-    ],
-)
-def test_bad_settings_name_the_variable(env, message):
-    with pytest.raises(SettingsError, match=message.replace("(", r"\(").replace(")", r"\)")):
-        PlatformSettings.from_env(env)
+def test_adding_a_model_is_adding_a_file(tmp_path: Path):
+    """A third contract in the folder gets its own assets, jobs and sensor, and no one else's."""
+    folder = tmp_path / "contracts"
+    folder.mkdir()
+    for path in EXAMPLES_DIR.glob("*.yaml"):
+        (folder / path.name).write_text(path.read_text())
+    third = yaml.safe_load((EXAMPLES_DIR / "loan_default.yaml").read_text())
+    third.update(name="loan_default_eu")
+    third["model"].update(name="loan-default-eu", experiment="loan-default-eu")
+    (folder / "loan_default_eu.yaml").write_text(yaml.safe_dump(third))
+    defs = build_definitions(make_settings(tmp_path, MLOPS_CONTRACTS=str(folder)))
+    graph = defs.resolve_asset_graph()
+    assert dg.AssetKey(["loan_default_eu", "drift_report"]) in graph.get_all_asset_keys()
+    assert len(graph.get_all_asset_keys()) == 3 * len(EXPECTED_STAGES)
+    assert defs.get_sensor_def(keys.retraining_sensor("loan_default_eu"))
+    assert isinstance(defs.resources["loan_default_eu_source"], SyntheticLoanSource)

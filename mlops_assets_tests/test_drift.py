@@ -6,8 +6,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from mlops_assets.contract import LOAN_APPLICATIONS
-from mlops_assets.features.engineering import build_features
+from mlops_assets.contracts import load_contract
+from mlops_assets.examples import EXAMPLES_DIR
+from mlops_assets.examples.loan_default_synthetic import DriftScenario, SyntheticLoanGenerator
+from mlops_assets.examples.vehicle_crashes import crash_records, delivery_plan
+from mlops_assets.ingestion.validation import validate_rows
 from mlops_assets.monitoring.drift import (
     ALL_MISSING,
     EVIDENTLY_METHOD_NAMES,
@@ -20,18 +23,30 @@ from mlops_assets.monitoring.evidently_report import (
     evidently_drift_share,
     run_evidently,
 )
-from mlops_assets.sources.synthetic import DriftScenario, SyntheticLoanGenerator
 
 START = date(2026, 1, 1)
+LOAN = load_contract(EXAMPLES_DIR / "loan_default.yaml", {"MLOPS_HOME": "/tmp"})
+CRASHES = load_contract(EXAMPLES_DIR / "vehicle_crashes.yaml", {"MLOPS_HOME": "/tmp"})
 
 
 def features(scenario: DriftScenario, days: range) -> pd.DataFrame:
     generator = SyntheticLoanGenerator(
         rows_per_day=1500, scenario=scenario, scenario_start=START + timedelta(days=7)
     )
-    return build_features(
+    return LOAN.build_features(
         pd.concat([generator.generate(START + timedelta(days=d)) for d in days], ignore_index=True)
     )
+
+
+def crash_features(days: int, rows_per_day: int, drift_from: int | None = None) -> list:
+    """Daily feature tables of the real crash records, as the pipeline would build them."""
+    dates = [START + timedelta(days=d) for d in range(days)]
+    drift_start = dates[drift_from] if drift_from is not None else None
+    plan = delivery_plan(crash_records(), dates, rows_per_day, drift_start=drift_start)
+    return [
+        CRASHES.build_features(validate_rows(rows, CRASHES, day).accepted)
+        for day, rows in plan.items()
+    ]
 
 
 @pytest.fixture(scope="module")
@@ -39,11 +54,13 @@ def reference() -> pd.DataFrame:
     return features(DriftScenario.NONE, range(4))
 
 
-def assert_matches_evidently(reference: pd.DataFrame, current: pd.DataFrame) -> dict[str, str]:
-    ours = dataset_drift(reference, current)
-    snapshot = run_evidently(reference, current)
+def assert_matches_evidently(
+    reference: pd.DataFrame, current: pd.DataFrame, contract=LOAN
+) -> dict[str, str]:
+    ours = dataset_drift(reference, current, contract)
+    snapshot = run_evidently(reference, current, contract)
     theirs = evidently_column_scores(snapshot)
-    assert set(theirs) == set(LOAN_APPLICATIONS.feature_columns)
+    assert set(theirs) == set(contract.drift_columns)
     for column in ours.columns:
         method, threshold, score = theirs[column.column]
         assert EVIDENTLY_METHOD_NAMES[column.test] == method, column.column
@@ -100,7 +117,7 @@ def test_missing_values_and_infinities_are_dropped_per_column_and_counted(refere
     )  # a column with both, as Evidently cleans
     current.loc[current.index[:25], "loan_purpose"] = None
     assert_matches_evidently(reference, current)
-    result = {column.column: column for column in dataset_drift(reference, current).columns}
+    result = {column.column: column for column in dataset_drift(reference, current, LOAN).columns}
     assert result["annual_income"].dropped_current == 50
     assert result["annual_income"].current_rows == len(current) - 50
     assert result["loan_purpose"].dropped_current == 25
@@ -112,8 +129,8 @@ def test_infinities_alone_are_dropped_too_where_evidentlys_dataset_count_is_inco
     scores match, and the share follows the per-column verdicts."""
     current = features(DriftScenario.NEW_LOAN_PURPOSE, range(8, 9))
     current.loc[current.index[:10], "loan_to_income"] = np.inf
-    ours = dataset_drift(reference, current)
-    snapshot = run_evidently(reference, current)
+    ours = dataset_drift(reference, current, LOAN)
+    snapshot = run_evidently(reference, current, LOAN)
     theirs = evidently_column_scores(snapshot)
     for column in ours.columns:
         assert column.score == pytest.approx(theirs[column.column][2], rel=1e-9, abs=1e-12)
@@ -134,7 +151,7 @@ def test_a_feature_that_stopped_arriving_counts_as_drifted(reference):
 
 
 def test_no_drift_on_the_same_population(reference):
-    assert dataset_drift(reference, features(DriftScenario.NONE, range(8, 9))).share == 0.0
+    assert dataset_drift(reference, features(DriftScenario.NONE, range(8, 9)), LOAN).share == 0.0
 
 
 def test_bounded_sample_is_deterministic_and_bounded(reference):
@@ -154,7 +171,35 @@ def test_a_precomputed_reference_profile_gives_the_same_result_and_survives_cach
 
     current = features(DriftScenario.INCOME_DROP, range(8, 9))
     profile = pickle.loads(
-        pickle.dumps(ReferenceProfile.of(reference))
+        pickle.dumps(ReferenceProfile.of(reference, LOAN))
     )  # as drift_report caches it
-    assert dataset_drift(profile, current) == dataset_drift(reference, current)
-    assert dataset_drift(profile, current).share == pytest.approx(4 / 12)
+    assert dataset_drift(profile, current, LOAN) == dataset_drift(reference, current, LOAN)
+    assert dataset_drift(profile, current, LOAN).share == pytest.approx(4 / 12)
+
+
+def test_real_crash_records_match_evidently_at_both_reference_sizes():
+    days = crash_features(10, 300, drift_from=8)
+    large = pd.concat(days[:6], ignore_index=True)  # 1,800 rows: distances
+    tests = assert_matches_evidently(large, days[8], CRASHES)
+    assert tests["ageOFocc"] == "wasserstein" and tests["dvcat"] == "jensenshannon"
+    small = days[0]  # 300 rows: hypothesis tests, as at a few hundred rows a day
+    tests = assert_matches_evidently(small, days[9], CRASHES)
+    assert tests["ageOFocc"] == "ks" and tests["frontal"] == "z" and tests["dvcat"] == "chisquare"
+    drifted = dataset_drift(large, days[8], CRASHES)
+    assert "dvcat" in drifted.drifted_columns and drifted.share > 0.2
+
+
+def test_columns_left_out_of_drift_are_not_tested(tmp_path):
+    import yaml
+
+    document = yaml.safe_load((EXAMPLES_DIR / "vehicle_crashes.yaml").read_text())
+    document["drift"]["exclude"] = ["dvcat", "deploy"]
+    path = tmp_path / "vehicle_crashes.yaml"
+    path.write_text(yaml.safe_dump(document))
+    contract = load_contract(path, {"MLOPS_HOME": "/tmp"})
+    days = crash_features(9, 300, drift_from=8)
+    result = dataset_drift(pd.concat(days[:6]), days[8], contract)
+    assert [c.column for c in result.columns] == [
+        name for name in contract.feature_columns if name not in ("dvcat", "deploy")
+    ]
+    assert_matches_evidently(pd.concat(days[:6]), days[8], contract)

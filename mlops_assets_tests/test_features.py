@@ -6,9 +6,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from mlops_assets.contract import LOAN_APPLICATIONS
-from mlops_assets.features.engineering import build_features, credit_score_band, loan_to_income
-from mlops_assets.sources.synthetic import SyntheticLoanGenerator
+from mlops_assets.examples.loan_default_features import credit_score_band, loan_to_income
+from mlops_assets.examples.loan_default_synthetic import SyntheticLoanGenerator
+from mlops_assets_tests.conftest import LOAN
 
 
 def test_credit_score_bands_follow_fico_boundaries():
@@ -25,24 +25,22 @@ def test_loan_to_income_stays_finite_without_income():
 
 def test_feature_table_satisfies_the_features_model():
     raw = SyntheticLoanGenerator(rows_per_day=200).generate(date(2026, 1, 5))
-    features = build_features(raw)
-    LOAN_APPLICATIONS.features_model.validate(features)
-    assert list(features.columns) == LOAN_APPLICATIONS.feature_table_columns
+    features = LOAN.build_features(raw)
+    LOAN.features_model.validate(features)
+    assert list(features.columns) == LOAN.feature_table_columns
     assert np.allclose(features["log_annual_income"], np.log1p(raw["annual_income"]))
 
 
-@pytest.mark.parametrize(
-    "derived", LOAN_APPLICATIONS.derived_features, ids=lambda column: column.name
-)
+@pytest.mark.parametrize("derived", LOAN.derived_features, ids=lambda column: column.name)
 def test_declared_lineage_is_what_the_feature_reads(derived):
     """Changing a column a derived feature does not declare leaves it unchanged; a declared one does not."""
     raw = SyntheticLoanGenerator(rows_per_day=200).generate(date(2026, 1, 5))
-    original = build_features(raw)[derived.name]
-    for column in LOAN_APPLICATIONS.raw_features:
+    original = LOAN.build_features(raw)[derived.name]
+    for column in LOAN.raw_features:
         perturbed = raw.copy()
-        if column.name in LOAN_APPLICATIONS.numeric_features:
+        if column.name in LOAN.numeric_features:
             perturbed[column.name] = perturbed[column.name] * 1.7 + 31
         else:
             perturbed[column.name] = perturbed[column.name].iloc[::-1].to_numpy()
-        changed = not build_features(perturbed)[derived.name].equals(original)
+        changed = not LOAN.build_features(perturbed)[derived.name].equals(original)
         assert changed == (column.name in derived.inputs), column.name

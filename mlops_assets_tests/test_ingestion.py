@@ -1,4 +1,7 @@
-"""Ingestion through Dagster: quarantine with reasons, checks, and clear failures for unreadable days."""
+"""Ingestion through Dagster: quarantine with reasons, checks, and clear failures for unreadable days.
+
+The loan contract's ingestion, fed by a file source standing in for its synthetic one.
+"""
 
 from datetime import date
 from pathlib import Path
@@ -6,16 +9,26 @@ from pathlib import Path
 import dagster as dg
 import pandas as pd
 import pytest
+import yaml
 
 from mlops_assets.definitions import build_definitions
+from mlops_assets.examples import EXAMPLES_DIR
+from mlops_assets.examples.loan_default_synthetic import SyntheticLoanGenerator, SyntheticLoanSource
+from mlops_assets.ingestion.sources import FileSource
 from mlops_assets.io_manager import ParquetIOManager
-from mlops_assets.sources import FileLoanSource, SyntheticLoanSource
-from mlops_assets.sources.synthetic import SyntheticLoanGenerator
 from mlops_assets_tests.conftest import DAY, make_settings
 
-RAW = dg.AssetKey("raw_loan_applications")
-REJECTED = dg.AssetKey("rejected_loan_applications")
-FEATURES = dg.AssetKey("loan_features")
+RAW = dg.AssetKey(["loan_default", "raw"])
+REJECTED = dg.AssetKey(["loan_default", "rejected"])
+FEATURES = dg.AssetKey(["loan_default", "features"])
+
+
+def FileLoanSource(base_url: str, file_format: str = "parquet") -> FileSource:
+    return FileSource(base_url=base_url, file_format=file_format)
+
+
+def stored(storage: Path, key: dg.AssetKey) -> Path:
+    return storage.joinpath(*key.path, f"{DAY}.parquet")
 
 
 @pytest.fixture
@@ -31,21 +44,29 @@ def landing(tmp_path: Path) -> Path:
 
 
 def materialize(
-    tmp_path: Path, storage: Path, source, instance, run_config=None
+    tmp_path: Path, storage: Path, source, instance, **ingestion
 ) -> dg.ExecuteInProcessResult:
-    defs = build_definitions(make_settings(tmp_path / "home"))
+    """The loan contract's raw, rejected and features for DAY; `ingestion` edits its contract."""
+    env = {}
+    if ingestion:
+        document = yaml.safe_load((EXAMPLES_DIR / "loan_default.yaml").read_text())
+        document["ingestion"].update(ingestion)
+        folder = tmp_path / "contracts"
+        folder.mkdir(exist_ok=True)
+        (folder / "loan_default.yaml").write_text(yaml.safe_dump(document))
+        env["MLOPS_CONTRACTS"] = str(folder)
+    defs = build_definitions(make_settings(tmp_path / "home", **env))
     return dg.materialize(
         defs.assets,
-        selection=dg.AssetSelection.groups("ingestion", "features"),
+        selection=[RAW, REJECTED, FEATURES],
         resources={
             **defs.resources,
             "io_manager": ParquetIOManager(base_path=str(storage)),
-            "loan_source": source,
+            "loan_default_source": source,
         },
         partition_key=DAY,
         instance=instance,
         raise_on_error=False,
-        run_config=run_config,
     )
 
 
@@ -63,8 +84,8 @@ def good_rows(count: int = 100) -> pd.DataFrame:
 def test_clean_day_materializes_raw_and_features_with_metadata(tmp_path, storage, instance):
     result = materialize(tmp_path, storage, SyntheticLoanSource(rows_per_day=300), instance)
     assert result.success
-    raw = pd.read_parquet(storage / "raw_loan_applications" / f"{DAY}.parquet")
-    features = pd.read_parquet(storage / "loan_features" / f"{DAY}.parquet")
+    raw = pd.read_parquet(stored(storage, RAW))
+    features = pd.read_parquet(stored(storage, FEATURES))
     assert len(raw) == len(features) > 250
     event = instance.get_latest_materialization_event(RAW).asset_materialization
     assert event.partition == DAY
@@ -96,16 +117,16 @@ def test_bad_rows_are_quarantined_with_reasons_and_block_features(
         tmp_path, storage, FileLoanSource(base_url=str(landing), file_format="csv"), instance
     )
 
-    rejected = pd.read_parquet(storage / "rejected_loan_applications" / f"{DAY}.parquet")
+    rejected = pd.read_parquet(stored(storage, REJECTED))
     assert dict(zip(rejected["source_row"], rejected["rejection_reason"], strict=True)) == {
         0: "age: 'forty' is not a number",
         1: "credit_score: 1200 failed less_than_or_equal_to(850)",
         3: "application_id: duplicate of source row 2",
         4: "loan_purpose: 'vacation' failed isin(['debt_consolidation', 'credit_card', 'home_improvement', 'car', 'medical', 'small_business', 'renewable_energy'])",
-        5: "defaulted: 'maybe' is not 0 or 1",
+        5: "defaulted: 'maybe' is not a label value (positive: 1; negative: 0)",
     }
     assert rejected.loc[0, "age"] == "forty"  # kept as delivered
-    raw = pd.read_parquet(storage / "raw_loan_applications" / f"{DAY}.parquet")
+    raw = pd.read_parquet(stored(storage, RAW))
     assert len(raw) == 35
     checks = check_results(result)
     assert checks["rejected_share_below_limit"].passed is False
@@ -114,7 +135,7 @@ def test_bad_rows_are_quarantined_with_reasons_and_block_features(
     )
     assert checks["accepted_rows_match_contract"].passed
     # the blocking check stops the features of this run: nothing downstream of a bad day
-    assert not (storage / "loan_features" / f"{DAY}.parquet").exists()
+    assert not (stored(storage, FEATURES)).exists()
     assert FEATURES not in {event.asset_key for event in result.get_asset_materialization_events()}
 
 
@@ -123,20 +144,17 @@ def test_rejected_share_limit_is_configurable(tmp_path, storage, landing, instan
     rows.loc[0, "age"] = "17"
     rows.to_csv(landing / f"{DAY}.csv", index=False)
     source = FileLoanSource(base_url=str(landing), file_format="csv")
-    config = {"ops": {"ingest_loan_applications": {"config": {"max_rejected_share": 0.01}}}}
-    assert not check_results(materialize(tmp_path, storage, source, instance, config))[
-        "rejected_share_below_limit"
-    ].passed
-    config["ops"]["ingest_loan_applications"]["config"]["max_rejected_share"] = 0.05
-    result = materialize(tmp_path, storage, source, instance, config)
+    strict = materialize(tmp_path, storage, source, instance, max_rejected_share=0.01)
+    assert not check_results(strict)["rejected_share_below_limit"].passed
+    result = materialize(tmp_path, storage, source, instance, max_rejected_share=0.05)
     assert check_results(result)["rejected_share_below_limit"].passed
-    assert (storage / "loan_features" / f"{DAY}.parquet").exists()
+    assert (stored(storage, FEATURES)).exists()
 
 
 def test_missing_columns_quarantine_every_row(tmp_path, storage, landing, instance):
     good_rows(10).drop(columns=["credit_score", "defaulted"]).to_parquet(landing / f"{DAY}.parquet")
     result = materialize(tmp_path, storage, FileLoanSource(base_url=str(landing)), instance)
-    rejected = pd.read_parquet(storage / "rejected_loan_applications" / f"{DAY}.parquet")
+    rejected = pd.read_parquet(stored(storage, REJECTED))
     assert rejected["rejection_reason"].unique().tolist() == ["missing column(s): credit_score"]
     assert len(rejected) == 10
     checks = check_results(result)
@@ -148,7 +166,7 @@ def test_missing_label_column_is_accepted_as_not_yet_labelled(tmp_path, storage,
     good_rows(10).drop(columns=["defaulted"]).to_parquet(landing / f"{DAY}.parquet")
     result = materialize(tmp_path, storage, FileLoanSource(base_url=str(landing)), instance)
     assert result.success
-    raw = pd.read_parquet(storage / "raw_loan_applications" / f"{DAY}.parquet")
+    raw = pd.read_parquet(stored(storage, RAW))
     assert len(raw) == 10 and raw["defaulted"].isna().all()
 
 
@@ -157,7 +175,7 @@ def test_rows_from_another_day_are_quarantined(tmp_path, storage, landing, insta
     rows.loc[0, "applied_at"] = pd.Timestamp("2026-01-09 08:00")
     rows.to_parquet(landing / f"{DAY}.parquet")
     materialize(tmp_path, storage, FileLoanSource(base_url=str(landing)), instance)
-    rejected = pd.read_parquet(storage / "rejected_loan_applications" / f"{DAY}.parquet")
+    rejected = pd.read_parquet(stored(storage, REJECTED))
     assert rejected["rejection_reason"].tolist() == [
         f"applied_at: 2026-01-09 08:00:00 is outside partition {DAY}"
     ]
@@ -187,7 +205,7 @@ def test_unreadable_file_fails_the_run_clearly_and_can_be_retried(
     assert message in failure.step_failure_data.error.message or message in str(
         failure.step_failure_data.user_failure_data.description
     )
-    assert not (storage / "raw_loan_applications").exists()  # nothing half-written
+    assert not stored(storage, RAW).parent.exists()  # nothing half-written
     assert (landing / file_name).read_bytes() == content  # the bad delivery is left for inspection
 
     # once a good file is delivered, the same partition simply runs again
@@ -197,7 +215,7 @@ def test_unreadable_file_fails_the_run_clearly_and_can_be_retried(
     else:
         rows.to_parquet(landing / file_name)
     assert materialize(tmp_path, storage, source, instance).success
-    assert len(pd.read_parquet(storage / "loan_features" / f"{DAY}.parquet")) == 20
+    assert len(pd.read_parquet(stored(storage, FEATURES))) == 20
 
 
 def test_missing_file_names_the_expected_path(tmp_path, storage, landing, instance):

@@ -23,7 +23,8 @@ import yaml
 from dagster_k8s.container_context import K8sContainerContext
 from kubernetes import client
 
-from mlops_assets.definitions import TRAINING_JOB, build_definitions
+from mlops_assets import keys
+from mlops_assets.definitions import build_definitions
 from mlops_assets.deployment import STEP_RESOURCES
 from mlops_assets.processes import stop
 from mlops_assets.settings import PlatformSettings, SettingsError
@@ -36,10 +37,12 @@ from mlops_assets_tests.servers import BIN, free_port, mlflow_server, running
 REPO = Path(__file__).resolve().parents[1]
 NAMESPACE = "mlops"
 BUCKET = "mlops"
+TRAINING_JOB = keys.training_job("loan_default")
 K8S_ENV = {
     "MLOPS_DEPLOYMENT": "k8s",
     "MLOPS_STORAGE_URL": f"s3://{BUCKET}/assets",
     "MLFLOW_TRACKING_URI": "http://mlflow:5000",
+    "MLOPS_VEHICLE_CRASHES_URL": f"s3://{BUCKET}/sources/vehicle_crashes",
 }
 
 
@@ -57,9 +60,9 @@ def test_k8s_profile_loads_and_every_job_runs_one_pod_per_step(tmp_path):
         for assets_def in defs.resolve_asset_graph().assets_defs
         for key in assets_def.keys
     }
-    assert len(resources) == 9
-    training = resources["trained_model"]["container_config"]["resources"]
-    ingestion = resources["raw_loan_applications"]["container_config"]["resources"]
+    assert len(resources) == 18  # nine stages of each shipped contract
+    training = resources["loan_default/trained_model"]["container_config"]["resources"]
+    ingestion = resources["vehicle_crashes/raw"]["container_config"]["resources"]
     assert training == STEP_RESOURCES["training"] and ingestion == STEP_RESOURCES["ingestion"]
     assert _memory(training["limits"]["memory"]) > _memory(ingestion["limits"]["memory"])
     local = build_definitions(PlatformSettings.from_env({"MLOPS_HOME": str(tmp_path)}))
@@ -76,6 +79,15 @@ def test_k8s_profile_loads_and_every_job_runs_one_pod_per_step(tmp_path):
 def test_k8s_profile_refuses_pod_local_state(env, problem):
     with pytest.raises(SettingsError, match=problem):
         PlatformSettings.from_env({**K8S_ENV, **env})
+
+
+def test_k8s_profile_refuses_a_contract_reading_files_from_a_pods_disk(tmp_path):
+    env = {**K8S_ENV, "MLOPS_HOME": str(tmp_path)}
+    del env["MLOPS_VEHICLE_CRASHES_URL"]  # the crash example's default is a local folder
+    with pytest.raises(
+        SettingsError, match="vehicle_crashes.yaml: source.url: .* a pod's own disk"
+    ):
+        build_definitions(PlatformSettings.from_env(env))
 
 
 def _tag(value: str | dict) -> dict:
@@ -230,7 +242,7 @@ def test_retraining_job_launches_as_kubernetes_jobs_one_pod_per_step(
         client_kwargs={"endpoint_url": moto_s3},
     )
     s3.mkdir(BUCKET)
-    s3.put(str(feature_history / "loan_features"), f"{BUCKET}/assets/", recursive=True)
+    s3.put(str(feature_history / "assets" / "loan_default"), f"{BUCKET}/assets/", recursive=True)
 
     dagster_home = tmp_path / "dagster_home"
     dagster_home.mkdir()
@@ -316,7 +328,11 @@ def test_retraining_job_launches_as_kubernetes_jobs_one_pod_per_step(
                 steps = [job for name, job in jobs.items() if name.startswith("dagster-step-")]
                 assert len(jobs) == 1 + len(steps)
                 step_keys = {job.metadata.labels["dagster/op"] for job in steps}
-                assert step_keys == {"training_set", "trained_model", "registered_model_version"}
+                assert step_keys == {
+                    "loan_default__training_set",
+                    "loan_default__trained_model",
+                    "loan_default__registered_model_version",
+                }
                 _check_worker(worker, values, run_id)
                 for job in steps:
                     _check_step(job, values, run_id)
@@ -326,9 +342,11 @@ def test_retraining_job_launches_as_kubernetes_jobs_one_pod_per_step(
                     validate(body)
 
                 # assets travelled through the bucket, never a pod's disk
-                assert s3.exists(f"{BUCKET}/assets/training_set/{HISTORY_DAYS[-1]}.parquet")
                 assert s3.exists(
-                    f"{BUCKET}/assets/registered_model_version/{HISTORY_DAYS[-1]}.parquet"
+                    f"{BUCKET}/assets/loan_default/training_set/{HISTORY_DAYS[-1]}.parquet"
+                )
+                assert s3.exists(
+                    f"{BUCKET}/assets/loan_default/registered_model_version/{HISTORY_DAYS[-1]}.parquet"
                 )
                 assert not list((tmp_path / "pods").glob("*/.mlops_home/assets"))
                 from mlflow import MlflowClient
@@ -461,7 +479,7 @@ def _check_step(job: client.V1Job, values: dict, run_id: str) -> None:
     assert job.metadata.labels["dagster/run-id"] == run_id
     group = (
         "registry"
-        if job.metadata.labels["dagster/op"] == "registered_model_version"
+        if job.metadata.labels["dagster/op"] == "loan_default__registered_model_version"
         else "training"
     )
     resources = container.resources.to_dict()

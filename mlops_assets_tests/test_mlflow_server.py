@@ -7,18 +7,22 @@ from pathlib import Path
 import pytest
 from mlflow.tracking import MlflowClient
 
-from mlops_assets.definitions import TRAINING_JOB, build_definitions
+from mlops_assets import keys
+from mlops_assets.definitions import build_definitions
 from mlops_assets.settings import PlatformSettings
 from mlops_assets_tests.conftest import HISTORY_ROWS_PER_DAY
 from mlops_assets_tests.servers import free_port, mlflow_server
 
 DAY = "2026-01-08"
+TRAINING_JOB = keys.training_job("loan_default")
+MODEL = "loan-default-classifier"
 pytestmark = pytest.mark.slow
 
 
 @pytest.fixture
 def environment(tmp_path: Path, feature_history: Path, monkeypatch) -> Path:
-    shutil.copytree(feature_history, tmp_path / "home" / "assets")
+    shutil.copytree(feature_history / "assets", tmp_path / "home" / "assets")
+    shutil.copytree(feature_history / "sources", tmp_path / "home" / "sources")
     monkeypatch.setenv("MLOPS_HOME", str(tmp_path / "home"))
     monkeypatch.setenv("MLOPS_SYNTHETIC_ROWS_PER_DAY", HISTORY_ROWS_PER_DAY)
     return tmp_path
@@ -41,7 +45,7 @@ def test_train_register_and_promote_on_a_tracking_server(environment: Path, monk
         )
         assert result.success
         client = MlflowClient(uri)
-        champion = client.get_model_version_by_alias("loan-default-classifier", "champion")
+        champion = client.get_model_version_by_alias(MODEL, "champion")
         assert str(champion.version) == "1"
         run = client.get_run(champion.run_id)
         assert run.data.tags["dagster/run_id"] == result.run_id
@@ -77,10 +81,10 @@ def test_a_run_started_while_the_server_is_down_recovers_through_retries(
         assert restarts, "the first attempt should have found no server"
         assert result.success
         client = MlflowClient(uri)
-        versions = client.search_model_versions("name='loan-default-classifier'")
+        versions = client.search_model_versions(f"name='{MODEL}'")
         assert len(versions) == 1  # retries did not register twice
         assert versions[0].tags["gates_passed"] == "true"
-        champion = client.get_model_version_by_alias("loan-default-classifier", "champion")
+        champion = client.get_model_version_by_alias(MODEL, "champion")
         assert champion.version == versions[0].version
     finally:
         stop.set()

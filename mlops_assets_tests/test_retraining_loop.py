@@ -1,77 +1,86 @@
-"""The whole loop in one process: drift report, sensor, the requested retraining run, the alias move."""
+"""The whole loop in one process, for every shipped contract: drift report, sensor, the requested
+retraining run, the alias move, and drift back under the threshold against the new champion."""
 
-import shutil
+from datetime import date
 
 import dagster as dg
 import pandas as pd
 from sklearn.metrics import roc_auc_score
 
-from mlops_assets.definitions import DAILY_JOB, TRAINING_JOB
-from mlops_assets.monitoring.sensors import RETRAINING_SENSOR
-from mlops_assets.sources.synthetic import DriftScenario, SyntheticLoanGenerator
-from mlops_assets_tests.conftest import Platform
+from mlops_assets import keys
+from mlops_assets.examples.loan_default_synthetic import DriftScenario, SyntheticLoanGenerator
+from mlops_assets_tests.conftest import Platform, platform_with_history, write_crash_files
 
 DRIFT_START = "2026-01-09"
+# How each shipped contract drifts from DRIFT_START, and the columns that must show it.
+SCENARIOS = {
+    "loan_default": (
+        {"MLOPS_DRIFT_SCENARIO": "income_drop", "MLOPS_DRIFT_START": DRIFT_START},
+        {"annual_income", "debt_to_income"},
+    ),
+    "vehicle_crashes": ({}, {"dvcat"}),  # high-speed crashes only, from the delivered files
+}
 
 
-def metadata(result, asset: str) -> dict:
+def metadata(result, stage: str) -> dict:
     for event in result.get_asset_materialization_events():
         materialization = event.event_specific_data.materialization
-        if materialization.asset_key.to_user_string() == asset:
+        if materialization.asset_key.path[-1] == stage:
             return {key: value.value for key, value in materialization.metadata.items()}
-    raise AssertionError(f"{asset} was not materialized")
+    raise AssertionError(f"{stage} was not materialized")
 
 
-def oracle(platform: Platform, day: str) -> float:
-    features = pd.read_parquet(
-        platform.settings.home / "assets" / "loan_features" / f"{day}.parquet"
-    )
+def oracle(platform: Platform, day: str) -> float | None:
+    """The best AUC any model could reach (the loan example's generator knows the truth)."""
+    if platform.name != "loan_default":
+        return None
+    features = platform.load("features", day)
     generator = SyntheticLoanGenerator(
         scenario=DriftScenario.INCOME_DROP, scenario_start=pd.Timestamp(DRIFT_START).date()
     )
-    return roc_auc_score(
-        features["defaulted"].astype(int), generator.true_default_probability(features)
-    )
+    label = platform.contract.label_column
+    return roc_auc_score(features[label].astype(int), generator.true_default_probability(features))
 
 
 def test_drift_triggers_retraining_that_promotes_a_champion_fitting_the_new_data(
-    tmp_path, feature_history, instance
+    tmp_path, feature_history, instance, contract_name
 ):
-    shutil.copytree(feature_history, tmp_path / "home" / "assets")
-    platform = Platform(
-        tmp_path / "home",
+    env, drifting_columns = SCENARIOS[contract_name]
+    home = tmp_path / "home"
+    platform = platform_with_history(
+        home,
+        feature_history,
         instance,
-        MLOPS_DRIFT_SCENARIO="income_drop",
-        MLOPS_DRIFT_START=DRIFT_START,
+        contract_name,
+        **env,
         MLOPS_RETRAIN_CONSECUTIVE="2",
         MLOPS_GATE_MIN_ABSOLUTE_CHANGE="-0.03",  # two days of drifted data vs eight of history
     )
-    assert platform.run(TRAINING_JOB, "2026-01-08").success
+    write_crash_files(home, drift_start=date.fromisoformat(DRIFT_START))
+    assert platform.run("train_and_register", "2026-01-08").success
     assert str(platform.registry.champion().version) == "1"
-    sensor = platform.defs.get_sensor_def(RETRAINING_SENSOR)
-    policy = {"retraining_policy": platform.defs.resources["retraining_policy"]}
+    sensor = platform.defs.get_sensor_def(keys.retraining_sensor(contract_name))
     cursor = None
     served = {}
 
     for day in ("2026-01-09", "2026-01-10"):
-        daily = platform.run(DAILY_JOB, day)
+        daily = platform.run("daily_lifecycle", day)
         assert daily.success
         drift = metadata(daily, "drift_report")
         assert drift["drift_share"] > 0.2 and drift["reference_version"] == "1"
-        assert {"annual_income", "debt_to_income"} <= set(
-            pd.read_parquet(
-                platform.settings.home / "assets" / "drift_report" / f"{day}.parquet"
-            ).query("drifted")["column"]
-        )
+        report = platform.load("drift_report", day)
+        assert drifting_columns <= set(report.query("drifted")["column"])
         served[day] = metadata(daily, "model_performance")["roc_auc"]
-        with dg.build_sensor_context(instance=instance, cursor=cursor, resources=policy) as context:
+        with dg.build_sensor_context(
+            instance=instance, cursor=cursor, definitions=platform.defs
+        ) as context:
             result = sensor(context)
         cursor = result.cursor
     assert len(result.run_requests) == 1  # on the second drifted day
     request = result.run_requests[0]
     assert request.tags["mlops/training_since"] == DRIFT_START
 
-    retraining = platform.defs.resolve_job_def(TRAINING_JOB).execute_in_process(
+    retraining = platform.defs.resolve_job_def(keys.training_job(contract_name)).execute_in_process(
         partition_key=request.partition_key,
         run_config=request.run_config,
         tags=request.tags,
@@ -93,7 +102,7 @@ def test_drift_triggers_retraining_that_promotes_a_champion_fitting_the_new_data
         and training_set["since"] == DRIFT_START
     )
 
-    after = platform.run(DAILY_JOB, "2026-01-11")
+    after = platform.run("daily_lifecycle", "2026-01-11")
     assert after.success
     drift = metadata(after, "drift_report")
     assert drift["reference_version"] == "2"
@@ -101,9 +110,11 @@ def test_drift_triggers_retraining_that_promotes_a_champion_fitting_the_new_data
     assert metadata(after, "batch_predictions")["model_version"] == "2"
     retrained_auc = metadata(after, "model_performance")["roc_auc"]
     print(
-        "stale champion AUC on drifted days:",
-        {day: (round(auc, 4), round(oracle(platform, day), 4)) for day, auc in served.items()},
-        "retrained:", (round(retrained_auc, 4), round(oracle(platform, "2026-01-11"), 4)),
+        f"{contract_name}: stale champion AUC (oracle) on drifted days:",
+        {day: (round(auc, 4), oracle(platform, day)) for day, auc in served.items()},
+        "retrained:", (round(retrained_auc, 4), oracle(platform, "2026-01-11")),
     )  # fmt: skip
-    with dg.build_sensor_context(instance=instance, cursor=cursor, resources=policy) as context:
+    with dg.build_sensor_context(
+        instance=instance, cursor=cursor, definitions=platform.defs
+    ) as context:
         assert not sensor(context).run_requests

@@ -1,62 +1,85 @@
-"""drift_retraining_sensor evaluated against a real Dagster instance holding drift report events."""
+"""Each contract's retraining sensor, evaluated against a real Dagster instance holding drift reports."""
 
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import dagster as dg
 import pytest
 from dagster._core.test_utils import create_run_for_test
 
-from mlops_assets.definitions import TRAINING_JOB
+from mlops_assets import keys
+from mlops_assets.definitions import build_definitions
 from mlops_assets.monitoring.policy import DriftObservation, RetrainingPolicy, retraining_decision
-from mlops_assets.monitoring.sensors import ACTIVE_STATUSES, RETRAINING_SENSOR
+from mlops_assets.monitoring.sensors import ACTIVE_STATUSES
+from mlops_assets_tests.conftest import make_settings
 
-DRIFT_REPORT = dg.AssetKey("drift_report")
+POLICY_VARIABLES = {
+    "drift_threshold": "MLOPS_DRIFT_THRESHOLD",
+    "consecutive_partitions": "MLOPS_RETRAIN_CONSECUTIVE",
+    "cooldown_hours": "MLOPS_RETRAIN_COOLDOWN_HOURS",
+}
 
 
-def report(instance: dg.DagsterInstance, partition: str, share: float, version: str = "1") -> None:
+@pytest.fixture
+def home(tmp_path: Path) -> Path:
+    return tmp_path / "home"
+
+
+def report(
+    instance: dg.DagsterInstance, contract: str, partition: str, share: float, version: str = "1"
+) -> None:
     instance.report_runless_asset_event(
         dg.AssetMaterialization(
-            asset_key=DRIFT_REPORT,
+            asset_key=dg.AssetKey([contract, keys.DRIFT_REPORT]),
             partition=partition,
             metadata={"drift_share": dg.MetadataValue.float(share), "reference_version": version},
         )
     )
 
 
-def evaluate(defs: dg.Definitions, instance, cursor=None, **policy) -> dg.SensorResult:
-    sensor = defs.get_sensor_def(RETRAINING_SENSOR)
-    with dg.build_sensor_context(
-        instance=instance,
-        cursor=cursor,
-        resources={"retraining_policy": RetrainingPolicy(**policy)},
-    ) as context:
+def evaluate(home: Path, contract: str, instance, cursor=None, **policy) -> dg.SensorResult:
+    """One tick of the contract's sensor, with policy values set as their environment overrides."""
+    env = {POLICY_VARIABLES[name]: str(value) for name, value in policy.items()}
+    defs = build_definitions(make_settings(home, **env))
+    sensor = defs.get_sensor_def(keys.retraining_sensor(contract))
+    with dg.build_sensor_context(instance=instance, cursor=cursor, definitions=defs) as context:
         return sensor(context)
 
 
-def test_sensor_targets_the_retraining_assets_and_is_off_by_default(defs):
-    sensor = defs.get_sensor_def(RETRAINING_SENSOR)
-    assert sensor.job_name == TRAINING_JOB
+def test_each_contract_has_a_sensor_on_its_own_retraining_assets_off_by_default(
+    defs, contract_name
+):
+    sensor = defs.get_sensor_def(keys.retraining_sensor(contract_name))
+    assert sensor.job_name == keys.training_job(contract_name)
     assert sensor.default_status == dg.DefaultSensorStatus.STOPPED
-    job = defs.resolve_job_def(TRAINING_JOB)
+    job = defs.resolve_job_def(keys.training_job(contract_name))
     assert {key.to_user_string() for key in job.asset_layer.selected_asset_keys} == {
-        "training_set",
-        "trained_model",
-        "registered_model_version",
+        f"{contract_name}/training_set",
+        f"{contract_name}/trained_model",
+        f"{contract_name}/registered_model_version",
     }
 
 
-def test_no_drift_requests_no_run(defs, instance):
-    report(instance, "2026-01-05", 0.1)
-    result = evaluate(defs, instance)
+def test_a_drift_report_of_one_contract_never_retrains_another(home, instance):
+    report(instance, "loan_default", "2026-01-06", 0.5)
+    assert evaluate(home, "loan_default", instance).run_requests
+    assert not evaluate(home, "vehicle_crashes", instance).run_requests
+
+
+def test_no_drift_requests_no_run(home, contract_name, instance):
+    report(instance, contract_name, "2026-01-05", 0.1)
+    result = evaluate(home, contract_name, instance)
     assert not result.run_requests
     assert "drift share 0.100 <= 0.2" in result.skip_reason.skip_message
     assert result.cursor is not None
 
 
-def test_drift_above_threshold_requests_exactly_one_run_and_never_twice(defs, instance):
-    report(instance, "2026-01-05", 0.0)
-    report(instance, "2026-01-06", 0.25, version="3")
-    first = evaluate(defs, instance)
+def test_drift_above_threshold_requests_exactly_one_run_and_never_twice(
+    home, contract_name, instance
+):
+    report(instance, contract_name, "2026-01-05", 0.0)
+    report(instance, contract_name, "2026-01-06", 0.25, version="3")
+    first = evaluate(home, contract_name, instance)
     assert len(first.run_requests) == 1
     request = first.run_requests[0]
     assert request.partition_key == "2026-01-06"
@@ -65,69 +88,76 @@ def test_drift_above_threshold_requests_exactly_one_run_and_never_twice(defs, in
     assert request.tags["mlops/drift_threshold"] == "0.2"
     assert request.tags["mlops/drift_partition"] == "2026-01-06"
     assert request.tags["mlops/reference_version"] == "3"
-    assert request.run_config == {"ops": {"training_set": {"config": {"since": "2026-01-06"}}}}
+    assert request.tags["mlops/contract"] == contract_name
+    assert request.run_config == {
+        "ops": {f"{contract_name}__training_set": {"config": {"since": "2026-01-06"}}}
+    }
 
     # the next tick, resumed from the stored cursor (as after a daemon restart), asks for nothing
-    again = evaluate(defs, instance, cursor=first.cursor)
+    again = evaluate(home, contract_name, instance, cursor=first.cursor)
     assert not again.run_requests
     # even from scratch, the same report yields the same run key, which Dagster launches once
-    replay = evaluate(defs, instance, cursor=None)
+    replay = evaluate(home, contract_name, instance, cursor=None)
     assert [r.run_key for r in replay.run_requests] == [request.run_key]
 
 
-def test_threshold_is_configuration(defs, instance):
-    report(instance, "2026-01-06", 0.25)
-    assert not evaluate(defs, instance, drift_threshold=0.3).run_requests
+def test_threshold_is_configuration(home, contract_name, instance):
+    report(instance, contract_name, "2026-01-06", 0.25)
+    assert not evaluate(home, contract_name, instance, drift_threshold=0.3).run_requests
 
 
-def test_consecutive_rule_waits_and_trains_from_the_start_of_the_drift(defs, instance):
-    report(instance, "2026-01-05", 0.4)
-    first = evaluate(defs, instance, consecutive_partitions=2)
+def test_consecutive_rule_waits_and_trains_from_the_start_of_the_drift(
+    home, contract_name, instance
+):
+    report(instance, contract_name, "2026-01-05", 0.4)
+    first = evaluate(home, contract_name, instance, consecutive_partitions=2)
     assert not first.run_requests
     assert "only 1 of 2 consecutive" in first.skip_reason.skip_message
-    report(instance, "2026-01-06", 0.3)
-    second = evaluate(defs, instance, cursor=first.cursor, consecutive_partitions=2)
+    report(instance, contract_name, "2026-01-06", 0.3)
+    second = evaluate(home, contract_name, instance, cursor=first.cursor, consecutive_partitions=2)
     assert [r.partition_key for r in second.run_requests] == ["2026-01-06"]
     assert second.run_requests[0].tags["mlops/training_since"] == "2026-01-05"
 
 
-def test_a_gap_breaks_the_consecutive_streak(defs, instance):
-    report(instance, "2026-01-04", 0.4)
-    report(instance, "2026-01-06", 0.4)  # no report for the 5th
-    assert not evaluate(defs, instance, consecutive_partitions=2).run_requests
+def test_a_gap_breaks_the_consecutive_streak(home, contract_name, instance):
+    report(instance, contract_name, "2026-01-04", 0.4)
+    report(instance, contract_name, "2026-01-06", 0.4)  # no report for the 5th
+    assert not evaluate(home, contract_name, instance, consecutive_partitions=2).run_requests
 
 
-def test_cooldown_after_a_retraining(defs, instance):
+def test_cooldown_after_a_retraining(home, contract_name, instance):
     create_run_for_test(
         instance,
-        job_name=TRAINING_JOB,
+        job_name=keys.training_job(contract_name),
         status=dg.DagsterRunStatus.SUCCESS,
         tags={"mlops/trigger": "drift"},
     )
-    report(instance, "2026-01-06", 0.5)
-    cooling = evaluate(defs, instance, cooldown_hours=24)
+    report(instance, contract_name, "2026-01-06", 0.5)
+    cooling = evaluate(home, contract_name, instance, cooldown_hours=24)
     assert not cooling.run_requests and "cooling down until" in cooling.skip_reason.skip_message
-    assert evaluate(defs, instance, cooldown_hours=0).run_requests  # default: off
+    assert evaluate(home, contract_name, instance, cooldown_hours=0).run_requests  # default: off
 
 
 @pytest.mark.parametrize(
     "status",
     [dg.DagsterRunStatus.NOT_STARTED, dg.DagsterRunStatus.STARTING, dg.DagsterRunStatus.STARTED],
 )
-def test_a_retraining_already_queued_or_running_blocks_a_new_one(defs, instance, status):
+def test_a_retraining_already_queued_or_running_blocks_a_new_one(
+    home, contract_name, instance, status
+):
     # QUEUED is filtered the same way; the instance only accepts queued runs with a remote origin
     assert dg.DagsterRunStatus.QUEUED in ACTIVE_STATUSES
-    create_run_for_test(instance, job_name=TRAINING_JOB, status=status)
-    report(instance, "2026-01-06", 0.5)
-    result = evaluate(defs, instance)
+    create_run_for_test(instance, job_name=keys.training_job(contract_name), status=status)
+    report(instance, contract_name, "2026-01-06", 0.5)
+    result = evaluate(home, contract_name, instance)
     assert not result.run_requests
     assert "already queued or running" in result.skip_reason.skip_message
 
 
-def test_one_request_per_tick_even_with_several_drifted_reports(defs, instance):
+def test_one_request_per_tick_even_with_several_drifted_reports(home, contract_name, instance):
     for day in ("2026-01-05", "2026-01-06", "2026-01-07"):
-        report(instance, day, 0.5)
-    result = evaluate(defs, instance)
+        report(instance, contract_name, day, 0.5)
+    result = evaluate(home, contract_name, instance)
     assert [r.partition_key for r in result.run_requests] == ["2026-01-05"]
 
 

@@ -11,13 +11,10 @@ import urllib.request
 
 import jsonschema
 import numpy as np
-import pandas as pd
 import pytest
 import yaml
 
-from mlops_assets.contract import LOAN_APPLICATIONS
-from mlops_assets.definitions import TRAINING_JOB
-from mlops_assets.serving import model_server, storage_uri
+from mlops_assets.serving.online import model_server, storage_uri
 from mlops_assets_tests.conftest import HISTORY_DAYS, Platform
 from mlops_assets_tests.k8s_schemas import validate_inference_service
 
@@ -43,23 +40,16 @@ def as_json(payload: dict) -> bytes:
 def test_champion_served_over_http_matches_batch_scores_and_rejects_bad_requests(
     platform: Platform, tmp_path
 ):
-    assert platform.run(TRAINING_JOB, DAY).success
+    contract = platform.contract
+    assert platform.run("train_and_register", DAY).success
     assert platform.materialize(["batch_predictions"], DAY).success
-    batch = pd.read_parquet(
-        platform.settings.home / "assets" / "batch_predictions" / f"{DAY}.parquet"
-    )
-    features = pd.read_parquet(
-        platform.settings.home / "assets" / "loan_features" / f"{DAY}.parquet"
-    )
-    rows = features.head(50)
-    expected = (
-        batch.set_index(LOAN_APPLICATIONS.id_column)
-        .loc[rows[LOAN_APPLICATIONS.id_column], "default_probability"]
-        .to_numpy()
-    )
-    request_frame = rows[LOAN_APPLICATIONS.feature_columns]
+    batch = platform.load("batch_predictions", DAY)
+    rows = platform.load("features", DAY).head(50)
+    expected = batch.set_index(contract.id_column).loc[rows[contract.id_column], "score"].to_numpy()
+    request_frame = rows[contract.feature_columns]
+    first, numeric = contract.feature_columns[0], contract.numeric_features[0]
 
-    with model_server(platform.settings, tmp_path / "serve.log") as base:
+    with model_server(platform.settings, contract.model_name, tmp_path / "serve.log") as base:
         url = f"{base}/invocations"
         split = json.loads(request_frame.to_json(orient="split", index=False))
         status, body = post(url, as_json({"dataframe_split": split}))
@@ -76,15 +66,15 @@ def test_champion_served_over_http_matches_batch_scores_and_rejects_bad_requests
         missing = {"dataframe_split": {**split, "columns": split["columns"][1:]}}
         missing["dataframe_split"]["data"] = [row[1:] for row in split["data"]]
         status, body = post(url, as_json(missing))
-        assert status == 400 and "missing inputs ['age']" in body["message"]
+        assert status == 400 and f"missing inputs ['{first}']" in body["message"]
 
-        column = split["columns"].index("credit_score")
+        column = split["columns"].index(numeric)
         wrong = [[*row[:column], "excellent", *row[column + 1 :]] for row in split["data"][:3]]
         status, body = post(url, as_json({"dataframe_split": {**split, "data": wrong}}))
-        assert status == 400 and "Failed to convert column credit_score" in body["message"]
+        assert status == 400 and f"Failed to convert column {numeric}" in body["message"]
         # `instances` gets a 400 too, though MLflow's message names the value, not the column
-        status, body = post(url, as_json({"instances": [{**records[0], "credit_score": "x"}]}))
-        assert status == 400 and "invalid literal" in body["message"]
+        status, body = post(url, as_json({"instances": [{**records[0], numeric: "x"}]}))
+        assert status == 400 and body["message"]
 
         for empty in (b"", b"{}", b"{not json"):
             status, body = post(url, empty)
@@ -102,10 +92,14 @@ def test_kserve_manifest_names_the_champion_and_is_valid(platform: Platform, tmp
     out = tmp_path / "isvc.yaml"
     command = [sys.executable, "-m", "mlops_assets.serving", "kserve", "--namespace", "ml"]
 
+    ambiguous = subprocess.run(command, env=env, capture_output=True, text=True)
+    assert ambiguous.returncode == 2
+    assert "choose a contract with --contract: loan_default, vehicle_crashes" in ambiguous.stderr
+    command += ["--contract", platform.name]
     before = subprocess.run(command, env=env, capture_output=True, text=True)
     assert before.returncode == 2 and "has no champion yet" in before.stderr
 
-    assert platform.run(TRAINING_JOB, DAY).success
+    assert platform.run("train_and_register", DAY).success
     done = subprocess.run(
         [*command, "--service-account", "s3-reader", "--out", str(out)],
         env=env,
@@ -121,7 +115,7 @@ def test_kserve_manifest_names_the_champion_and_is_valid(platform: Platform, tmp
     client = platform.registry.client()
     model = manifest["spec"]["predictor"]["model"]
     assert model["storageUri"] == client.get_model_version_download_uri(
-        platform.settings.model_name, champion.version
+        platform.contract.model_name, champion.version
     )
     assert model["modelFormat"] == {"name": "mlflow"} and model["protocolVersion"] == "v2"
     assert manifest["metadata"]["labels"]["mlops-assets/model-version"] == str(champion.version)

@@ -7,10 +7,13 @@ import pandas as pd
 import pytest
 from sklearn.metrics import roc_auc_score
 
-from mlops_assets.contract import LOAN_APPLICATIONS
+from mlops_assets.examples.loan_default_synthetic import (
+    DriftScenario,
+    SyntheticLoanGenerator,
+    SyntheticLoanSource,
+)
 from mlops_assets.ingestion.validation import validate_rows
-from mlops_assets.sources import SyntheticLoanSource
-from mlops_assets.sources.synthetic import DriftScenario, SyntheticLoanGenerator
+from mlops_assets_tests.conftest import LOAN
 
 DAY = date(2026, 1, 10)
 START = date(2026, 1, 8)
@@ -26,7 +29,7 @@ def test_same_partition_and_seed_give_identical_rows():
 
 def test_generated_rows_satisfy_the_contract_and_fall_on_their_day():
     rows = SyntheticLoanGenerator().generate(DAY)
-    result = validate_rows(rows, LOAN_APPLICATIONS, DAY)
+    result = validate_rows(rows, LOAN, DAY)
     assert result.rejected.empty
     assert 1_800 < len(result.accepted) < 2_200
     assert rows["application_id"].is_unique
@@ -80,7 +83,7 @@ def test_new_loan_purpose_appears_only_after_launch():
 
 def test_concept_change_keeps_features_but_raises_default_risk():
     baseline, drifted, generator = _before_and_after(DriftScenario.CONCEPT_CHANGE)
-    features = LOAN_APPLICATIONS.raw_columns[:-1]
+    features = LOAN.raw_columns[:-1]
     pd.testing.assert_frame_equal(drifted[features], baseline[features])
     assert (
         generator.true_default_probability(drifted).mean()
@@ -96,7 +99,7 @@ def test_labels_arrive_late_relative_to_as_of():
 
 def test_invalid_rows_are_injected_for_quarantine_to_catch():
     rows = SyntheticLoanGenerator(invalid_row_share=0.01).generate(DAY)
-    result = validate_rows(rows, LOAN_APPLICATIONS, DAY)
+    result = validate_rows(rows, LOAN, DAY)
     assert len(result.rejected) == pytest.approx(0.01 * len(rows), abs=2)
     assert set(result.reason_counts()) == {
         "age: failed greater_than_or_equal_to(18)",

@@ -6,9 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from mlops_assets.contract import LOAN_APPLICATIONS
-from mlops_assets.features.engineering import build_features
-from mlops_assets.sources.synthetic import SyntheticLoanGenerator
+from mlops_assets.examples.loan_default_synthetic import SyntheticLoanGenerator
 from mlops_assets.training.gates import (
     BIAS_GAP,
     bias_gap,
@@ -20,22 +18,23 @@ from mlops_assets.training.model import (
     SPLIT,
     build_pipeline,
     classification_metrics,
-    default_probability,
+    positive_probability,
     split_by_time,
 )
+from mlops_assets_tests.conftest import LOAN
 
 
 @pytest.fixture(scope="module")
 def features() -> pd.DataFrame:
     generator = SyntheticLoanGenerator(rows_per_day=600)
     raw = pd.concat([generator.generate(date(2026, 1, 1) + timedelta(days=d)) for d in range(5)])
-    return build_features(raw)
+    return LOAN.build_features(raw)
 
 
 def test_time_split_never_trains_on_anything_later_than_validation(features):
     unlabelled = features.copy()
     unlabelled.loc[unlabelled.index[:50], "defaulted"] = pd.NA
-    split = split_by_time(unlabelled, validation_fraction=0.2)
+    split = split_by_time(unlabelled, 0.2, LOAN)
     assert split["defaulted"].notna().all()
     assert len(split) == len(features) - 50
     train = split[split[SPLIT] == "train"]
@@ -45,16 +44,16 @@ def test_time_split_never_trains_on_anything_later_than_validation(features):
 
 
 def test_pipeline_learns_and_tolerates_unseen_levels(features):
-    split = split_by_time(features, 0.2)
+    split = split_by_time(features, 0.2, LOAN)
     train, validation = split[split[SPLIT] == "train"], split[split[SPLIT] == "validation"]
-    model = build_pipeline({"max_iter": 50, "max_depth": 3, "random_state": 0})
-    model.fit(train[LOAN_APPLICATIONS.feature_columns], train["defaulted"].astype(int))
-    probability = default_probability(model, validation)
+    model = build_pipeline(LOAN)
+    model.fit(train[LOAN.feature_columns], train["defaulted"].astype(int))
+    probability = positive_probability(model, validation, LOAN)
     metrics = classification_metrics(validation["defaulted"].astype(int).to_numpy(), probability)
     assert metrics["roc_auc"] > 0.65
     assert 0 < metrics["brier"] < 0.25
     novel = validation.head(3).assign(loan_purpose="timeshare", employment_length_years=np.nan)
-    assert np.isfinite(default_probability(model, novel)).all()
+    assert np.isfinite(positive_probability(model, novel, LOAN)).all()
 
 
 def test_metrics_with_one_class_report_nan_auc_instead_of_crashing():

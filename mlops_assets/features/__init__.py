@@ -1,1 +1,1 @@
-"""Feature engineering: plain functions and the `loan_features` asset."""
+"""Feature engineering: the contract's derived features, computed by its feature module."""

@@ -1,45 +1,46 @@
-"""`loan_features`: the pandera-typed feature table of a day, with column lineage."""
+"""A contract's `features`: the pandera-typed feature table of a day, with column lineage."""
 
 import dagster as dg
 import pandas as pd
 
-from mlops_assets.contract import LOAN_APPLICATIONS
+from mlops_assets.contracts import DataContract
 from mlops_assets.deployment import k8s_op_tags
-from mlops_assets.features.engineering import build_features
-from mlops_assets.ingestion.assets import RAW
+from mlops_assets.keys import FEATURES, RAW
 
 
-def build_feature_assets(partitions_def: dg.PartitionsDefinition) -> dg.AssetsDefinition:
+def build_feature_assets(
+    contract: DataContract, partitions_def: dg.PartitionsDefinition
+) -> dg.AssetsDefinition:
+    raw_key = contract.key(RAW)
+    metadata = {
+        "dagster/column_schema": contract.column_schema("features"),
+        "dagster/column_lineage": contract.column_lineage(raw_key),
+    }
+    derived = ", ".join(column.name for column in contract.derived_features) or "none"
+
     @dg.asset(
+        key=contract.key(FEATURES),
         partitions_def=partitions_def,
-        group_name="features",
-        dagster_type=LOAN_APPLICATIONS.features_dagster_type,
-        ins={"raw": dg.AssetIn(RAW)},
-        metadata={
-            "dagster/column_schema": LOAN_APPLICATIONS.column_schema("features"),
-            "dagster/column_lineage": LOAN_APPLICATIONS.column_lineage(RAW),
-        },
+        dagster_type=contract.dagster_types["features"],
+        ins={"raw": dg.AssetIn(raw_key)},
+        metadata=metadata,
         kinds={"pandas", "parquet"},
-        code_version=LOAN_APPLICATIONS.version,
+        code_version=contract.version,
         op_tags=k8s_op_tags("features"),
+        description=f"Model inputs for a day: raw features plus derived ones ({derived}).",
     )
-    def loan_features(
-        context: dg.AssetExecutionContext, raw: pd.DataFrame
-    ) -> dg.Output[pd.DataFrame]:
-        """Model inputs for a day: raw features plus derived ratios, logs and bands."""
-        features = build_features(raw)
-        label = features[LOAN_APPLICATIONS.label_column]
+    def features(context: dg.AssetExecutionContext, raw: pd.DataFrame) -> dg.Output[pd.DataFrame]:
+        table = contract.build_features(raw)
         return dg.Output(
-            features,
+            table,
             metadata={
-                "dagster/row_count": len(features),
-                "dagster/column_schema": LOAN_APPLICATIONS.column_schema("features"),
-                "dagster/column_lineage": LOAN_APPLICATIONS.column_lineage(RAW),
-                "labelled_rows": int(label.notna().sum()),
+                **metadata,
+                "dagster/row_count": len(table),
+                "labelled_rows": int(table[contract.label_column].notna().sum()),
                 "missing_values": dg.MetadataValue.json(
-                    {name: int(count) for name, count in features.isna().sum().items() if count}
+                    {name: int(count) for name, count in table.isna().sum().items() if count}
                 ),
             },
         )
 
-    return loan_features
+    return features

@@ -1,4 +1,4 @@
-"""`raw_loan_applications` and its quarantine, `rejected_loan_applications`, with their checks."""
+"""A contract's `raw` table and its quarantine, `rejected`, with their checks."""
 
 from datetime import date
 from typing import Any
@@ -6,106 +6,108 @@ from typing import Any
 import dagster as dg
 import pandas as pd
 import pandera.pandas as pa
-from pydantic import Field
 
-from mlops_assets.contract import LOAN_APPLICATIONS
+from mlops_assets.contracts import DataContract
 from mlops_assets.deployment import k8s_op_tags
+from mlops_assets.ingestion.sources import SourceDataError
 from mlops_assets.ingestion.validation import (
     REJECTION_REASON,
     ValidationResult,
     quarantine_schema,
     validate_rows,
 )
-from mlops_assets.sources import LoanApplicationSource, SourceDataError
+from mlops_assets.keys import RAW, REJECTED
 
-RAW = dg.AssetKey("raw_loan_applications")
-REJECTED = dg.AssetKey("rejected_loan_applications")
 SCHEMA_CHECK = "accepted_rows_match_contract"
 ROW_COUNT_CHECK = "row_count_at_least_minimum"
 REJECTED_SHARE_CHECK = "rejected_share_below_limit"
 
 
-class IngestionConfig(dg.Config):
-    max_rejected_share: float = Field(
-        default=0.05, description="Above this share of rejected rows the partition is blocked"
-    )
-    min_rows: int = Field(
-        default=1, description="Fewer accepted rows than this fails the row-count check"
-    )
+def source_key(contract: DataContract) -> str:
+    """The resource key of a contract's source."""
+    return f"{contract.name}_source"
 
 
-def build_ingestion_assets(partitions_def: dg.PartitionsDefinition) -> dg.AssetsDefinition:
-    """The ingestion step for the given partitioning (daily, start date from the settings)."""
+def build_ingestion_assets(
+    contract: DataContract, partitions_def: dg.PartitionsDefinition
+) -> dg.AssetsDefinition:
+    """The ingestion step of one contract: load a day from its source, validate, quarantine."""
+    raw_key, rejected_key = contract.key(RAW), contract.key(REJECTED)
+    settings = contract.spec.ingestion
 
     @dg.multi_asset(
-        name="ingest_loan_applications",
+        name=f"{contract.name}__ingest",
         op_tags=k8s_op_tags("ingestion"),
         partitions_def=partitions_def,
         can_subset=False,
+        required_resource_keys={source_key(contract)},
         outs={
-            RAW.path[-1]: dg.AssetOut(
-                dagster_type=LOAN_APPLICATIONS.raw_dagster_type,
-                group_name="ingestion",
-                description="Loan applications of the day that satisfy the data contract.",
-                metadata={"dagster/column_schema": LOAN_APPLICATIONS.column_schema("raw")},
+            RAW: dg.AssetOut(
+                key=raw_key,
+                dagster_type=contract.dagster_types["raw"],
+                description=f"{contract.spec.entity.capitalize()}s of the day that satisfy the "
+                f"contract ({contract.where()}).",
+                metadata={"dagster/column_schema": contract.column_schema("raw")},
                 kinds={"pandas", "parquet"},
-                code_version=LOAN_APPLICATIONS.version,
+                code_version=contract.version,
             ),
-            REJECTED.path[-1]: dg.AssetOut(
+            REJECTED: dg.AssetOut(
+                key=rejected_key,
                 dagster_type=dg.DagsterType(
                     type_check_fn=lambda _, value: isinstance(value, pd.DataFrame),
-                    name="RejectedLoanApplications",
+                    name=f"Rejected{''.join(p.capitalize() for p in contract.name.split('_'))}",
                     typing_type=pd.DataFrame,
                 ),
-                group_name="ingestion",
                 description=(
                     "Quarantine: delivered rows that violate the contract, kept as delivered (text) "
                     f"with their source row and `{REJECTION_REASON}`."
                 ),
-                metadata={"dagster/column_schema": quarantine_schema(LOAN_APPLICATIONS)},
+                metadata={"dagster/column_schema": quarantine_schema(contract)},
                 kinds={"pandas", "parquet"},
-                code_version=LOAN_APPLICATIONS.version,
+                code_version=contract.version,
             ),
         },
         check_specs=[
             dg.AssetCheckSpec(
-                SCHEMA_CHECK, asset=RAW, description="Accepted rows pass the pandera contract"
+                SCHEMA_CHECK, asset=raw_key, description="Accepted rows pass the pandera contract"
             ),
-            dg.AssetCheckSpec(ROW_COUNT_CHECK, asset=RAW, description="Enough rows arrived"),
+            dg.AssetCheckSpec(
+                ROW_COUNT_CHECK,
+                asset=raw_key,
+                description=f"At least {settings.min_rows} rows accepted",
+            ),
             dg.AssetCheckSpec(
                 REJECTED_SHARE_CHECK,
-                asset=RAW,
+                asset=raw_key,
                 blocking=True,
-                description="Rejected share within limit; blocks downstream assets when exceeded",
+                description=f"Rejected share at most {settings.max_rejected_share}; blocks "
+                "downstream assets when exceeded",
             ),
         ],
     )
-    def ingest_loan_applications(
-        context: dg.AssetExecutionContext,
-        config: IngestionConfig,
-        loan_source: LoanApplicationSource,
-    ):
+    def ingest(context: dg.AssetExecutionContext):
         day = date.fromisoformat(context.partition_key)
+        source = getattr(context.resources, source_key(contract))
         try:
-            delivered = loan_source.load_day(day)
+            delivered = source.load_day(day)
         except SourceDataError as error:
             raise dg.Failure(
                 description=str(error), metadata={"source/location": error.location}
             ) from error
-        result = validate_rows(delivered.rows, LOAN_APPLICATIONS, day)
+        result = validate_rows(delivered.rows, contract, day)
         if result.rejected_share:
             context.log.warning(
                 f"{len(result.rejected)} of {result.delivered_rows} rows quarantined in "
-                f"{REJECTED.to_user_string()} for {day}: {result.reason_counts()}"
+                f"{rejected_key.to_user_string()} for {day}: {result.reason_counts()}"
             )
         yield dg.Output(
             result.accepted,
-            output_name=RAW.path[-1],
-            metadata={**delivered.lineage, **_accepted_metadata(result)},
+            output_name=RAW,
+            metadata={**delivered.lineage, **_accepted_metadata(contract, result)},
         )
         yield dg.Output(
             result.rejected,
-            output_name=REJECTED.path[-1],
+            output_name=REJECTED,
             metadata={
                 "dagster/row_count": len(result.rejected),
                 "rejected_share": result.rejected_share,
@@ -113,17 +115,17 @@ def build_ingestion_assets(partitions_def: dg.PartitionsDefinition) -> dg.Assets
                 "sample": dg.MetadataValue.md(_markdown(result.rejected.head(10))),
             },
         )
-        yield from _checks(result, config)
+        yield from _checks(contract, raw_key, result)
 
-    return ingest_loan_applications
+    return ingest
 
 
-def _accepted_metadata(result: ValidationResult) -> dict[str, Any]:
+def _accepted_metadata(contract: DataContract, result: ValidationResult) -> dict[str, Any]:
     accepted = result.accepted
-    label = accepted[LOAN_APPLICATIONS.label_column]
+    label = accepted[contract.label_column]
     return {
         "dagster/row_count": len(accepted),
-        "dagster/column_schema": LOAN_APPLICATIONS.column_schema("raw"),
+        "dagster/column_schema": contract.column_schema("raw"),
         "delivered_rows": result.delivered_rows,
         "rejected_rows": len(result.rejected),
         "rejected_share": result.rejected_share,
@@ -133,27 +135,28 @@ def _accepted_metadata(result: ValidationResult) -> dict[str, Any]:
     }
 
 
-def _checks(result: ValidationResult, config: IngestionConfig):
+def _checks(contract: DataContract, raw_key: dg.AssetKey, result: ValidationResult):
+    config = contract.spec.ingestion
     schema_error = None
     try:
-        LOAN_APPLICATIONS.raw_model.validate(result.accepted, lazy=True)
+        contract.raw_model.validate(result.accepted, lazy=True)
     except pa.errors.SchemaErrors as error:
         schema_error = str(error)
     yield dg.AssetCheckResult(
         check_name=SCHEMA_CHECK,
-        asset_key=RAW,
+        asset_key=raw_key,
         passed=schema_error is None,
         metadata={"error": schema_error or "none", "columns": len(result.accepted.columns)},
     )
     yield dg.AssetCheckResult(
         check_name=ROW_COUNT_CHECK,
-        asset_key=RAW,
+        asset_key=raw_key,
         passed=len(result.accepted) >= config.min_rows,
         metadata={"accepted_rows": len(result.accepted), "min_rows": config.min_rows},
     )
     yield dg.AssetCheckResult(
         check_name=REJECTED_SHARE_CHECK,
-        asset_key=RAW,
+        asset_key=raw_key,
         passed=result.rejected_share <= config.max_rejected_share,
         metadata={
             "rejected_share": result.rejected_share,

@@ -17,7 +17,8 @@ import numpy as np
 import pandas as pd
 import pandera.pandas as pa
 
-from mlops_assets.contract import CategoricalColumn, DataContract, NumericColumn
+from mlops_assets.contracts import DataContract
+from mlops_assets.contracts.schema import NumericFeature
 
 SOURCE_ROW = "source_row"
 REJECTION_REASON = "rejection_reason"
@@ -57,7 +58,7 @@ def quarantine_schema(contract: DataContract) -> dg.TableSchema:
             ),
             *(
                 dg.TableColumn(name, "string", description="As delivered")
-                for name in contract.raw_columns
+                for name in contract.delivered_columns
             ),
             dg.TableColumn(
                 REJECTION_REASON, "string", description="Every contract violation, '; '-separated"
@@ -69,13 +70,18 @@ def quarantine_schema(contract: DataContract) -> dg.TableSchema:
 def validate_rows(
     frame: pd.DataFrame, contract: DataContract, day: date | None = None
 ) -> ValidationResult:
-    """Validate `frame` against `contract`; with `day`, event times must fall on that day."""
+    """Validate `frame` against `contract`; with `day`, event times must fall on that day.
+
+    A generated id is `<day>-<row>` in delivery order; a generated event time is the day itself.
+    """
     frame = frame.reset_index(drop=True)
+    if (contract.generates_id or contract.generates_event_time) and day is None:
+        raise ValueError(f"Contract {contract.name!r} generates ids or event times: pass the day")
     reasons: dict[int, list[str]] = defaultdict(list)
-    ignored = [name for name in frame.columns if name not in contract.raw_columns]
+    ignored = [name for name in frame.columns if name not in contract.delivered_columns]
     missing = [
         name
-        for name in contract.raw_columns
+        for name in contract.delivered_columns
         if name not in frame.columns and name != contract.label_column
     ]
     if missing:
@@ -86,10 +92,14 @@ def validate_rows(
 
     typed = pd.DataFrame(index=frame.index)
     for name in contract.raw_columns:
-        if name not in frame.columns:  # labels not delivered yet
+        if name == contract.id_column and contract.generates_id:
+            typed[name] = [f"{day.isoformat()}-{row:06d}" for row in frame.index]  # type: ignore[union-attr]
+        elif name == contract.event_time_column and contract.generates_event_time:
+            typed[name] = pd.Series(pd.Timestamp(day), index=frame.index, dtype="datetime64[ns]")
+        elif name not in frame.columns:  # labels not delivered yet
             typed[name] = pd.Series(pd.NA, index=frame.index, dtype="Int8")
-            continue
-        typed[name] = _coerce(frame[name], name, contract, reasons)
+        else:
+            typed[name] = _coerce(frame[name], name, contract, reasons)
 
     if day is not None:
         event_time = typed[contract.event_time_column]
@@ -124,28 +134,33 @@ def validate_rows(
 def _coerce(
     values: pd.Series, name: str, contract: DataContract, reasons: dict[int, list[str]]
 ) -> pd.Series:
-    """Parse one delivered column into its contract type, recording rows that cannot be parsed."""
-    delivered = values.notna()
+    """Parse one delivered column into its contract type, recording rows that cannot be parsed.
+
+    Empty or blank cells count as missing, as an empty CSV cell does.
+    """
+    delivered = values.notna() & (values.astype("string").str.strip() != "").fillna(False)
     if name == contract.event_time_column:
         parsed = _to_timestamp(values)
         _flag(values, delivered & parsed.isna(), f"{name}: {{value!r}} is not a timestamp", reasons)
     elif name == contract.id_column:
         parsed = values.astype("string").str.strip().replace("", pd.NA).astype(object)
     elif name == contract.label_column:
-        parsed = pd.to_numeric(values, errors="coerce")
+        parsed, invalid = contract.label.encode(values)
         _flag(
-            values, delivered & ~parsed.isin([0, 1]), f"{name}: {{value!r}} is not 0 or 1", reasons
+            values,
+            invalid,
+            f"{name}: {{value!r}} is not a label value ({contract.label.describe()})",
+            reasons,
         )
-        parsed = parsed.where(parsed.isin([0, 1]))
-    elif isinstance(column := contract.column(name), NumericColumn):
+        delivered = parsed.notna()
+    elif isinstance(column := contract.column(name), NumericFeature):
         parsed = pd.to_numeric(values, errors="coerce").astype(float)
         _flag(values, delivered & parsed.isna(), f"{name}: {{value!r}} is not a number", reasons)
-        if column.integer:
+        if column.type == "integer":
             fractional = parsed.notna() & (parsed != np.round(parsed))
             _flag(values, fractional, f"{name}: {{value!r}} is not a whole number", reasons)
     else:
-        assert isinstance(column, CategoricalColumn)
-        parsed = values.astype("string").astype(object).where(delivered, None)
+        parsed = values.astype("string").str.strip().astype(object).where(delivered, None)
     nullable = name == contract.label_column or (
         name not in (contract.id_column, contract.event_time_column)
         and contract.column(name).nullable
@@ -178,7 +193,7 @@ def _cast_integers(frame: pd.DataFrame, contract: DataContract) -> pd.DataFrame:
     for name in contract.raw_columns:
         if name not in (contract.id_column, contract.event_time_column, contract.label_column):
             column = contract.column(name)
-            if isinstance(column, NumericColumn) and column.integer:
+            if isinstance(column, NumericFeature) and column.type == "integer":
                 frame[name] = frame[name].astype("int64")
     return frame
 
@@ -198,7 +213,7 @@ def _result(
                 if name in frame.columns
                 else pd.Series(pd.NA, index=rows, dtype="string")
             )
-            for name in contract.raw_columns
+            for name in contract.delivered_columns
         },
         index=rows,
     )

@@ -1,10 +1,10 @@
-"""Prometheus alert rules and a Grafana dashboard, generated from the settings the sensor reads.
+"""Prometheus alert rules and a Grafana dashboard per model, generated from the loaded contracts.
 
-The drift threshold and consecutive count come from the very `RetrainingPolicy` resource the
-Definitions give `drift_retraining_sensor`, and the AUC floor from the `ModelGates` resource, so an
-alert and the retraining it announces can never disagree. Run
-`python -m mlops_assets.monitoring.alerting --out deploy/monitoring` (`make monitoring-files`)
-with the same environment as the code location.
+The drift threshold and consecutive count come from the very `RetrainingPolicy` each contract's
+retraining sensor uses, and the AUC floor from the contract's gates, so an alert and the
+retraining it announces can never disagree. One rule group per model; one dashboard with a row of
+panels per model. Run `python -m mlops_assets.monitoring.alerting --out deploy/monitoring`
+(`make monitoring-files`) with the same environment as the code location.
 """
 
 from __future__ import annotations
@@ -14,11 +14,11 @@ import json
 from pathlib import Path
 from typing import Any
 
+from mlops_assets.contracts import DataContract
+from mlops_assets.keys import retraining_sensor
 from mlops_assets.monitoring import metrics as m
 from mlops_assets.monitoring.policy import RetrainingPolicy
-from mlops_assets.monitoring.sensors import RETRAINING_SENSOR
 from mlops_assets.settings import PlatformSettings
-from mlops_assets.training.gates import ModelGates
 
 RULES_FILE = "alert-rules.yml"
 DASHBOARD_FILE = "grafana-dashboard.json"
@@ -33,84 +33,106 @@ def consecutive_as_for(consecutive_partitions: int) -> str:
     return f"{hours}h" if hours else "0s"
 
 
-def _policy_and_gates(settings: PlatformSettings) -> tuple[RetrainingPolicy, ModelGates]:
-    from mlops_assets.definitions import build_resources
-
-    resources = build_resources(settings)
-    return resources["retraining_policy"], resources["gates"]  # type: ignore[return-value]
+def alert_rules(contracts: list[DataContract]) -> dict[str, Any]:
+    """A Prometheus rule file (as a dict): one rule group per contract's model."""
+    return {"groups": [_rule_group(contract) for contract in contracts]}
 
 
-def alert_rules(settings: PlatformSettings) -> dict[str, Any]:
-    """A Prometheus rule file (as a dict) for the model named in the settings."""
-    policy, gates = _policy_and_gates(settings)
-    model = settings.model_name
+def _rule_group(contract: DataContract) -> dict[str, Any]:
+    policy = RetrainingPolicy.of(contract)
+    min_roc_auc = contract.spec.gates.min_roc_auc
+    model = contract.model_name
     selector = f'{{model="{model}"}}'
     threshold = policy.drift_threshold
     consecutive = policy.consecutive_partitions
     return {
-        "groups": [
+        "name": f"mlops_assets:{model}",
+        "rules": [
             {
-                "name": f"mlops_assets:{model}",
-                "rules": [
-                    {
-                        "alert": "MlopsDriftAboveThreshold",
-                        "expr": f"{m.DRIFT_SHARE}{selector} > {threshold}",
-                        "for": consecutive_as_for(consecutive),
-                        "labels": {"severity": "warning", "model": model},
-                        "annotations": {
-                            "summary": f"{model}: drift share {{{{ $value }}}} above {threshold}",
-                            "description": (
-                                f"The drifted-column share has been above {threshold} in "
-                                f"{consecutive} consecutive daily drift report(s). "
-                                f"{RETRAINING_SENSOR} launches retraining at this point "
-                                "when it is running."
-                            ),
-                        },
-                    },
-                    {
-                        "alert": "MlopsServedModelAucBelowFloor",
-                        "expr": f"{m.MODEL_AUC}{selector} < {gates.min_roc_auc}",
-                        "for": "0s",
-                        "labels": {"severity": "critical", "model": model},
-                        "annotations": {
-                            "summary": f"{model} v{{{{ $labels.model_version }}}}: served ROC AUC "
-                            f"{{{{ $value }}}} below the promotion floor {gates.min_roc_auc}",
-                            "description": "Labels show the served model doing worse than any "
-                            "challenger is allowed to; consider the rollback_champion job.",
-                        },
-                    },
-                    {
-                        "alert": "MlopsNoChampion",
-                        "expr": f"absent({m.CHAMPION_VERSION}{selector})",
-                        "for": "1h",
-                        "labels": {"severity": "warning", "model": model},
-                        "annotations": {
-                            "summary": f"{model}: no champion version exported",
-                            "description": "No registration or rollback has reported a champion; "
-                            "batch scoring and drift reports fail until one exists.",
-                        },
-                    },
-                    {
-                        "alert": "MlopsDriftReportStale",
-                        "expr": f"time() - {m.DRIFT_EXPORTED}{selector} > {STALE_AFTER_HOURS * 3600}",
-                        "for": "10m",
-                        "labels": {"severity": "warning", "model": model},
-                        "annotations": {
-                            "summary": f"{model}: no drift report for {STALE_AFTER_HOURS}h",
-                            "description": "The daily lifecycle job has not produced a drift "
-                            "report; drift would go unnoticed.",
-                        },
-                    },
-                ],
-            }
-        ]
+                "alert": "MlopsDriftAboveThreshold",
+                "expr": f"{m.DRIFT_SHARE}{selector} > {threshold}",
+                "for": consecutive_as_for(consecutive),
+                "labels": {"severity": "warning", "model": model},
+                "annotations": {
+                    "summary": f"{model}: drift share {{{{ $value }}}} above {threshold}",
+                    "description": (
+                        f"The drifted-column share has been above {threshold} in "
+                        f"{consecutive} consecutive daily drift report(s). "
+                        f"{retraining_sensor(contract.name)} launches retraining "
+                        "at this point "
+                        "when it is running."
+                    ),
+                },
+            },
+            {
+                "alert": "MlopsServedModelAucBelowFloor",
+                "expr": f"{m.MODEL_AUC}{selector} < {min_roc_auc}",
+                "for": "0s",
+                "labels": {"severity": "critical", "model": model},
+                "annotations": {
+                    "summary": f"{model} v{{{{ $labels.model_version }}}}: served ROC AUC "
+                    f"{{{{ $value }}}} below the promotion floor {min_roc_auc}",
+                    "description": "Labels show the served model doing worse than any "
+                    f"challenger is allowed to; consider the {contract.name}_rollback_champion job.",
+                },
+            },
+            {
+                "alert": "MlopsNoChampion",
+                "expr": f"absent({m.CHAMPION_VERSION}{selector})",
+                "for": "1h",
+                "labels": {"severity": "warning", "model": model},
+                "annotations": {
+                    "summary": f"{model}: no champion version exported",
+                    "description": "No registration or rollback has reported a champion; "
+                    "batch scoring and drift reports fail until one exists.",
+                },
+            },
+            {
+                "alert": "MlopsDriftReportStale",
+                "expr": f"time() - {m.DRIFT_EXPORTED}{selector} > {STALE_AFTER_HOURS * 3600}",
+                "for": "10m",
+                "labels": {"severity": "warning", "model": model},
+                "annotations": {
+                    "summary": f"{model}: no drift report for {STALE_AFTER_HOURS}h",
+                    "description": "The daily lifecycle job has not produced a drift "
+                    "report; drift would go unnoticed.",
+                },
+            },
+        ],
     }
 
 
-def grafana_dashboard(settings: PlatformSettings) -> dict[str, Any]:
-    """A Grafana dashboard whose threshold lines are the policy's and the gates' numbers."""
-    policy, gates = _policy_and_gates(settings)
-    selector = f'{{model="{settings.model_name}"}}'
+def grafana_dashboard(contracts: list[DataContract]) -> dict[str, Any]:
+    """One Grafana dashboard: a row of panels per model, threshold lines from its contract."""
+    panels: list[dict[str, Any]] = []
+    for index, contract in enumerate(contracts):
+        panels += _model_panels(contract, top=index * 23)
+    return {
+        "title": "mlops_assets: models",
+        "uid": "mlops-assets-models",
+        "tags": ["mlops_assets", "dagster", "mlflow"],
+        "schemaVersion": 39,
+        "time": {"from": "now-30d", "to": "now"},
+        "refresh": "1m",
+        "templating": {
+            "list": [
+                {
+                    "name": "datasource",
+                    "type": "datasource",
+                    "query": "prometheus",
+                    "label": "Prometheus",
+                }
+            ]
+        },
+        "panels": panels,
+    }
+
+
+def _model_panels(contract: DataContract, top: int) -> list[dict[str, Any]]:
+    policy = RetrainingPolicy.of(contract)
+    min_roc_auc = contract.spec.gates.min_roc_auc
+    model = contract.model_name
+    selector = f'{{model="{model}"}}'
 
     def panel(
         title: str,
@@ -127,6 +149,7 @@ def grafana_dashboard(settings: PlatformSettings) -> dict[str, Any]:
         if red_below is not None:
             steps = [{"color": "red", "value": None}, {"color": "green", "value": red_below}]
         x, y, w, h = position
+        y += top + 1
         return {
             "type": kind,
             "title": title,
@@ -146,74 +169,63 @@ def grafana_dashboard(settings: PlatformSettings) -> dict[str, Any]:
             },
         }
 
-    return {
-        "title": f"mlops_assets: {settings.model_name}",
-        "uid": f"mlops-{settings.model_name}"[:40],
-        "tags": ["mlops_assets", "dagster", "mlflow"],
-        "schemaVersion": 39,
-        "time": {"from": "now-30d", "to": "now"},
-        "refresh": "1m",
-        "templating": {
-            "list": [
-                {
-                    "name": "datasource",
-                    "type": "datasource",
-                    "query": "prometheus",
-                    "label": "Prometheus",
-                }
-            ]
+    return [
+        {
+            "type": "row",
+            "title": model,
+            "collapsed": False,
+            "gridPos": {"x": 0, "y": top, "w": 24, "h": 1},
+            "panels": [],
         },
-        "panels": [
-            panel(
-                f"Drift share (retrain above {policy.drift_threshold}, "
-                f"{policy.consecutive_partitions} consecutive day(s))",
-                [(f"{m.DRIFT_SHARE}{selector}", "drift share")],
-                (0, 0, 12, 8),
-                red_from=policy.drift_threshold,
-                unit="percentunit",
-            ),
-            panel(
-                "Per-column drift score",
-                [(f"{m.DRIFT_COLUMN_SCORE}{selector}", "{{column}} ({{test}})")],
-                (12, 0, 12, 8),
-            ),
-            panel(
-                "Champion version",
-                [(f"{m.CHAMPION_VERSION}{selector}", "champion")],
-                (0, 8, 6, 6),
-                kind="stat",
-            ),
-            panel(
-                "Latest registered version (1 = became champion)",
-                [
-                    (f"{m.REGISTERED_VERSION}{selector}", "version"),
-                    (f"{m.REGISTERED_PROMOTED}{selector}", "promoted"),
-                ],
-                (6, 8, 6, 6),
-                kind="stat",
-            ),
-            panel(
-                f"Served model ROC AUC (floor {gates.min_roc_auc})",
-                [(f"{m.MODEL_AUC}{selector}", "v{{model_version}}")],
-                (12, 8, 12, 6),
-                red_below=gates.min_roc_auc,
-            ),
-            panel(
-                "Applications scored per batch",
-                [(f"{m.PREDICTIONS}{selector}", "v{{model_version}}")],
-                (0, 14, 12, 8),
-            ),
-            panel(
-                "Mean default probability and decline rate",
-                [
-                    (f"{m.PREDICTION_MEAN}{selector}", "mean probability"),
-                    (f"{m.DECLINE_RATE}{selector}", "decline rate"),
-                ],
-                (12, 14, 12, 8),
-                unit="percentunit",
-            ),
-        ],
-    }
+        panel(
+            f"Drift share (retrain above {policy.drift_threshold}, "
+            f"{policy.consecutive_partitions} consecutive day(s))",
+            [(f"{m.DRIFT_SHARE}{selector}", "drift share")],
+            (0, 0, 12, 8),
+            red_from=policy.drift_threshold,
+            unit="percentunit",
+        ),
+        panel(
+            "Per-column drift score",
+            [(f"{m.DRIFT_COLUMN_SCORE}{selector}", "{{column}} ({{test}})")],
+            (12, 0, 12, 8),
+        ),
+        panel(
+            "Champion version",
+            [(f"{m.CHAMPION_VERSION}{selector}", "champion")],
+            (0, 8, 6, 6),
+            kind="stat",
+        ),
+        panel(
+            "Latest registered version (1 = became champion)",
+            [
+                (f"{m.REGISTERED_VERSION}{selector}", "version"),
+                (f"{m.REGISTERED_PROMOTED}{selector}", "promoted"),
+            ],
+            (6, 8, 6, 6),
+            kind="stat",
+        ),
+        panel(
+            f"Served model ROC AUC (floor {min_roc_auc})",
+            [(f"{m.MODEL_AUC}{selector}", "v{{model_version}}")],
+            (12, 8, 12, 6),
+            red_below=min_roc_auc,
+        ),
+        panel(
+            "Rows scored per batch",
+            [(f"{m.PREDICTIONS}{selector}", "v{{model_version}}")],
+            (0, 14, 12, 8),
+        ),
+        panel(
+            "Mean score and positive-decision rate",
+            [
+                (f"{m.PREDICTION_MEAN}{selector}", "mean score"),
+                (f"{m.POSITIVE_RATE}{selector}", "positive rate"),
+            ],
+            (12, 14, 12, 8),
+            unit="percentunit",
+        ),
+    ]
 
 
 def write_monitoring_files(settings: PlatformSettings, folder: Path) -> list[Path]:
@@ -221,12 +233,13 @@ def write_monitoring_files(settings: PlatformSettings, folder: Path) -> list[Pat
 
     folder.mkdir(parents=True, exist_ok=True)
     rules, dashboard = folder / RULES_FILE, folder / DASHBOARD_FILE
+    contracts = settings.load_contracts()
     header = (
-        "# Generated by `python -m mlops_assets.monitoring.alerting` from the platform settings\n"
-        "# (MLOPS_DRIFT_THRESHOLD, MLOPS_RETRAIN_CONSECUTIVE, MLOPS_GATE_MIN_ROC_AUC): do not edit.\n"
+        "# Generated by `python -m mlops_assets.monitoring.alerting` from the loaded contracts\n"
+        "# (drift, gates) and their overrides (MLOPS_DRIFT_THRESHOLD, ...): do not edit.\n"
     )
-    rules.write_text(header + yaml.safe_dump(alert_rules(settings), sort_keys=False, width=100))
-    dashboard.write_text(json.dumps(grafana_dashboard(settings), indent=2) + "\n")
+    rules.write_text(header + yaml.safe_dump(alert_rules(contracts), sort_keys=False, width=100))
+    dashboard.write_text(json.dumps(grafana_dashboard(contracts), indent=2) + "\n")
     return [rules, dashboard]
 
 

@@ -25,7 +25,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import pandas as pd
 
-from mlops_assets.contract import LOAN_APPLICATIONS, DataContract
+from mlops_assets.contracts import DataContract
 
 WASSERSTEIN = "wasserstein"
 JENSEN_SHANNON = "jensenshannon"
@@ -119,14 +119,12 @@ class ReferenceProfile:
     columns: dict[str, ColumnReference]
 
     @classmethod
-    def of(
-        cls, reference: pd.DataFrame, contract: DataContract = LOAN_APPLICATIONS
-    ) -> ReferenceProfile:
+    def of(cls, reference: pd.DataFrame, contract: DataContract) -> ReferenceProfile:
         numeric = set(contract.numeric_features)
         return cls(
             {
                 name: ColumnReference.of(reference[name], name in numeric)
-                for name in contract.feature_columns
+                for name in contract.drift_columns
             }
         )
 
@@ -181,9 +179,9 @@ def column_drift(
 def dataset_drift(
     reference: pd.DataFrame | ReferenceProfile,
     current: pd.DataFrame,
-    contract: DataContract = LOAN_APPLICATIONS,
+    contract: DataContract,
 ) -> DriftResult:
-    """Every feature column of the contract, tested; numeric/categorical as the contract says.
+    """Every drift column of the contract, tested; numeric/categorical as the contract says.
 
     Pass a `ReferenceProfile` (built once per model version) to pay only for the current side.
     """
@@ -196,7 +194,7 @@ def dataset_drift(
     return DriftResult(
         [
             column_drift(name, profile.columns[name], current[name], name in numeric)
-            for name in contract.feature_columns
+            for name in contract.drift_columns
         ]
     )
 

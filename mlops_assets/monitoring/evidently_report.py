@@ -9,27 +9,22 @@ from typing import Any
 
 import pandas as pd
 
-from mlops_assets.contract import LOAN_APPLICATIONS, DataContract
+from mlops_assets.contracts import DataContract
 
 
-def run_evidently(
-    reference: pd.DataFrame, current: pd.DataFrame, contract: DataContract = LOAN_APPLICATIONS
-) -> Any:
-    """A real Evidently 0.7 `Report([DataDriftPreset()])` run over the contract's feature columns."""
+def run_evidently(reference: pd.DataFrame, current: pd.DataFrame, contract: DataContract) -> Any:
+    """A real Evidently 0.7 `Report([DataDriftPreset()])` run over the contract's drift columns."""
     from evidently import DataDefinition, Dataset, Report
     from evidently.presets import DataDriftPreset
 
+    columns = contract.drift_columns
     definition = DataDefinition(
-        numerical_columns=contract.numeric_features,
-        categorical_columns=contract.categorical_features,
+        numerical_columns=[name for name in contract.numeric_features if name in columns],
+        categorical_columns=[name for name in contract.categorical_features if name in columns],
     )
     return Report([DataDriftPreset()]).run(
-        current_data=Dataset.from_pandas(
-            current[contract.feature_columns], data_definition=definition
-        ),
-        reference_data=Dataset.from_pandas(
-            reference[contract.feature_columns], data_definition=definition
-        ),
+        current_data=Dataset.from_pandas(current[columns], data_definition=definition),
+        reference_data=Dataset.from_pandas(reference[columns], data_definition=definition),
     )
 
 

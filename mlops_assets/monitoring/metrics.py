@@ -35,8 +35,8 @@ REGISTERED_VERSION = "mlops_model_registered_version"
 REGISTERED_AUC = "mlops_model_registered_validation_roc_auc"
 REGISTERED_PROMOTED = "mlops_model_registered_promoted"
 PREDICTIONS = "mlops_batch_predictions_rows"
-PREDICTION_MEAN = "mlops_batch_predictions_mean_default_probability"
-DECLINE_RATE = "mlops_batch_predictions_decline_rate"
+PREDICTION_MEAN = "mlops_batch_predictions_mean_score"
+POSITIVE_RATE = "mlops_batch_predictions_positive_rate"
 PREDICTION_PARTITION = "mlops_batch_predictions_partition_timestamp_seconds"
 MODEL_AUC = "mlops_model_roc_auc"
 LABELLED_ROWS = "mlops_model_labelled_rows"
@@ -55,15 +55,16 @@ class Metric:
 class PrometheusMetrics(dg.ConfigurableResource):
     """Where lifecycle metrics go: a Pushgateway, or text files (PROMETHEUS_PUSHGATEWAY_URL, MLOPS_METRICS_DIR)."""
 
-    model_name: str = Field(description="Value of the `model` label on every metric")
     pushgateway_url: str | None = Field(
         default=None, description="Push here (job `mlops_assets`) instead of writing files"
     )
     textfile_dir: str = Field(description="Folder of `<group>.prom` files when not pushing")
     job: str = Field(default="mlops_assets", description="Pushgateway job label")
 
-    def export(self, group: str, metrics: Iterable[Metric], log: dg.DagsterLogManager) -> str:
-        """Replace `group`'s metrics; a Pushgateway that fails is logged, never fails the step.
+    def export(
+        self, model: str, group: str, metrics: Iterable[Metric], log: dg.DagsterLogManager
+    ) -> str:
+        """Replace `model`'s `group` of metrics; a failed push is logged, never fails the step.
 
         Returns where the metrics went (or why they did not), for the asset's metadata.
         """
@@ -72,14 +73,14 @@ class PrometheusMetrics(dg.ConfigurableResource):
         registry = CollectorRegistry()
         gauges: dict[str, Gauge] = {}
         for metric in metrics:
-            labels = {"model": self.model_name, **metric.labels}
+            labels = {"model": model, **metric.labels}
             if metric.name not in gauges:
                 gauges[metric.name] = Gauge(
                     metric.name, metric.help, sorted(labels), registry=registry
                 )
             gauges[metric.name].labels(**labels).set(metric.value)
         if self.pushgateway_url:
-            grouping = {"model": self.model_name, "group": group}
+            grouping = {"model": model, "group": group}
             try:
                 push_to_gateway(
                     self.pushgateway_url,
@@ -94,7 +95,7 @@ class PrometheusMetrics(dg.ConfigurableResource):
                 )
                 return f"push to {self.pushgateway_url} failed: {error}"
             return f"pushed to {self.pushgateway_url} (job={self.job}, group={group})"
-        path = Path(self.textfile_dir) / f"{group}.prom"
+        path = Path(self.textfile_dir) / f"{model}.{group}.prom"
         path.parent.mkdir(parents=True, exist_ok=True)
         write_to_textfile(str(path), registry)  # writes a temporary file, then renames it
         return str(path)
@@ -164,18 +165,23 @@ def registration_metrics(version: str, roc_auc: float, promoted: bool) -> list[M
 
 
 def prediction_metrics(
-    partition_key: str, model_version: str, rows: int, mean_probability: float, decline_rate: float
+    partition_key: str, model_version: str, rows: int, mean_score: float, positive_rate: float
 ) -> list[Metric]:
     labels = {"model_version": model_version}
     return [
-        Metric(PREDICTIONS, "Applications scored in the latest batch", rows, labels),
+        Metric(PREDICTIONS, "Rows scored in the latest batch", rows, labels),
         Metric(
             PREDICTION_MEAN,
-            "Mean predicted default probability of the latest batch",
-            mean_probability,
+            "Mean score (P(positive class)) of the latest batch",
+            mean_score,
             labels,
         ),
-        Metric(DECLINE_RATE, "Share of the latest batch declined", decline_rate, labels),
+        Metric(
+            POSITIVE_RATE,
+            "Share of the latest batch decided positive (score >= decision threshold)",
+            positive_rate,
+            labels,
+        ),
         Metric(
             PREDICTION_PARTITION,
             "Day (partition start) of the latest batch",

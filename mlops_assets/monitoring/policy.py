@@ -1,4 +1,5 @@
-"""When drift triggers retraining: one policy, read by the sensor, the drift check and alerting.
+"""When drift triggers retraining: one policy per contract, read by the sensor, the drift check
+and the alert rules, so the threshold walks one path.
 
 `retraining_decision` is the sensor's logic as a pure function of what the instance holds.
 """
@@ -9,22 +10,21 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-import dagster as dg
-from pydantic import Field
+from mlops_assets.contracts import DataContract
 
 
-class RetrainingPolicy(dg.ConfigurableResource):
-    """Thresholds for drift-triggered retraining (MLOPS_DRIFT_THRESHOLD, MLOPS_RETRAIN_*)."""
+@dataclass(frozen=True)
+class RetrainingPolicy:
+    """Thresholds for drift-triggered retraining: the contract's `drift` section."""
 
-    drift_threshold: float = Field(
-        default=0.2, description="Retrain when the drifted-column share exceeds this"
-    )
-    consecutive_partitions: int = Field(
-        default=1, description="...in this many consecutive daily drift reports (1: the first one)"
-    )
-    cooldown_hours: float = Field(
-        default=0.0, description="No new retraining this soon after the last (0: off)"
-    )
+    drift_threshold: float = 0.2  # retrain when the drifted-column share exceeds this
+    consecutive_partitions: int = 1  # ...in this many consecutive daily drift reports
+    cooldown_hours: float = 0.0  # no new retraining this soon after the last (0: off)
+
+    @classmethod
+    def of(cls, contract: DataContract) -> RetrainingPolicy:
+        drift = contract.spec.drift
+        return cls(drift.threshold, drift.consecutive, drift.cooldown_hours)
 
 
 @dataclass(frozen=True)

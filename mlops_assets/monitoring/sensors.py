@@ -1,4 +1,4 @@
-"""`drift_retraining_sensor`: drift reports above the threshold launch the retraining assets.
+"""A contract's drift retraining sensor: drift reports above the threshold launch its retraining.
 
 Each tick reads the `drift_report` materializations recorded since its cursor (kept by the
 instance, so a daemon restart resumes where it stopped), applies `RetrainingPolicy` through
@@ -12,11 +12,17 @@ from typing import Any
 
 import dagster as dg
 
-from mlops_assets.monitoring.assets import DRIFT_REPORT
+from mlops_assets.contracts import DataContract
+from mlops_assets.keys import (
+    CONTRACT_TAG,
+    DRIFT_REPORT,
+    TRAINING_SET,
+    TRIGGER_TAG,
+    op_name,
+    retraining_sensor,
+)
 from mlops_assets.monitoring.policy import DriftObservation, RetrainingPolicy, retraining_decision
 
-RETRAINING_SENSOR = "drift_retraining_sensor"
-TRIGGER_TAG = "mlops/trigger"
 ACTIVE_STATUSES = [
     dg.DagsterRunStatus.QUEUED,
     dg.DagsterRunStatus.NOT_STARTED,
@@ -26,32 +32,35 @@ ACTIVE_STATUSES = [
 
 
 def build_retraining_sensor(
+    contract: DataContract,
     retraining_job: Any,
     interval_seconds: int,
     running: bool,
-    window_days: int,
 ) -> dg.SensorDefinition:
     job_name = retraining_job.name
+    window_days = contract.spec.training.window_days
+    retraining_policy = RetrainingPolicy.of(contract)
+    drift_key = contract.key(DRIFT_REPORT)
+    training_op = op_name(contract.key(TRAINING_SET))
 
     @dg.sensor(
-        name=RETRAINING_SENSOR,
+        name=retraining_sensor(contract.name),
         job=retraining_job,
         minimum_interval_seconds=interval_seconds,
         default_status=dg.DefaultSensorStatus.RUNNING
         if running
         else dg.DefaultSensorStatus.STOPPED,
         description=(
-            "Launches retraining (training set, model, gates, registry) when a drift report's "
-            "drifted-column share exceeds the retraining policy's threshold."
+            f"Launches {job_name} (training set, model, gates, registry) when a drift report's "
+            f"drifted-column share exceeds {retraining_policy.drift_threshold} in "
+            f"{retraining_policy.consecutive_partitions} consecutive daily report(s)."
         ),
     )
-    def drift_retraining_sensor(
-        context: dg.SensorEvaluationContext, retraining_policy: RetrainingPolicy
-    ) -> dg.SensorResult:
+    def drift_retraining_sensor(context: dg.SensorEvaluationContext) -> dg.SensorResult:
         instance = context.instance
         records = instance.fetch_materializations(
             dg.AssetRecordsFilter(
-                asset_key=DRIFT_REPORT, after_storage_id=int(context.cursor or 0) or None
+                asset_key=drift_key, after_storage_id=int(context.cursor or 0) or None
             ),
             limit=100,
             ascending=True,
@@ -73,7 +82,7 @@ def build_retraining_sensor(
             report = _observation(record)
             decision = retraining_decision(
                 report,
-                _earlier(instance, report.partition, window_days),
+                _earlier(instance, drift_key, report.partition, window_days),
                 retraining_policy,
                 retraining_in_flight=in_flight or bool(requests),
                 last_retraining_at=last_at,
@@ -86,9 +95,10 @@ def build_retraining_sensor(
                     dg.RunRequest(
                         run_key=f"drift:{report.partition}:{report.storage_id}",
                         partition_key=report.partition,
-                        run_config={"ops": {"training_set": {"config": {"since": decision.since}}}},
+                        run_config={"ops": {training_op: {"config": {"since": decision.since}}}},
                         tags={
                             TRIGGER_TAG: "drift",
+                            CONTRACT_TAG: contract.name,
                             "mlops/drift_partition": report.partition,
                             "mlops/drift_share": f"{report.drift_share:.4f}",
                             "mlops/drift_threshold": str(retraining_policy.drift_threshold),
@@ -121,13 +131,13 @@ def _observation(record: dg.EventLogRecord) -> DriftObservation:
 
 
 def _earlier(
-    instance: dg.DagsterInstance, partition: str, window_days: int
+    instance: dg.DagsterInstance, drift_key: dg.AssetKey, partition: str, window_days: int
 ) -> Iterator[DriftObservation | None]:
     """The latest report of each preceding day, most recent first, fetched only as far as needed."""
     day = date.fromisoformat(partition)
     for offset in range(1, window_days):
         earlier = (day - timedelta(days=offset)).isoformat()
         records = instance.fetch_materializations(
-            dg.AssetRecordsFilter(asset_key=DRIFT_REPORT, asset_partitions=[earlier]), limit=1
+            dg.AssetRecordsFilter(asset_key=drift_key, asset_partitions=[earlier]), limit=1
         ).records
         yield _observation(records[0]) if records else None

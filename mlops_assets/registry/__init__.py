@@ -1,1 +1,1 @@
-"""The MLflow Model Registry: registration, the champion alias and rollback."""
+"""The MLflow Model Registry: the MLflow resource, registration, the champion alias and rollback."""

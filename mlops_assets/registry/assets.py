@@ -1,4 +1,5 @@
-"""`registered_model_version`: register every trained model; only one that passes every gate becomes champion."""
+"""A contract's `registered_model_version`: every trained model registered; only one that passes
+every gate becomes champion."""
 
 from typing import Any
 
@@ -7,19 +8,24 @@ import pandas as pd
 import pandera.pandas as pa
 from pandera.typing import Series
 
-from mlops_assets.contract import pandera_dagster_type
+from mlops_assets.contracts import DataContract, pandera_dagster_type
 from mlops_assets.deployment import k8s_op_tags
-from mlops_assets.mlflow_resources import ModelRegistry
+from mlops_assets.keys import (
+    MLFLOW_RETRY_POLICY,
+    REGISTERED_MODEL_VERSION,
+    TRAINED_MODEL,
+    TRAINING_SET,
+    TRIGGER_TAG,
+    retry_only_transient,
+)
 from mlops_assets.monitoring.metrics import (
     PrometheusMetrics,
     champion_metrics,
     registration_metrics,
 )
-from mlops_assets.training.assets import MLFLOW_RETRY_POLICY, TRAINED_MODEL, TRAINING_SET
-from mlops_assets.training.gates import ModelGates
+from mlops_assets.registry.mlflow import MlflowRegistry, RegisteredModel
+from mlops_assets.training.gates import evaluate_gates
 from mlops_assets.training.model import SPLIT, VALIDATION
-
-REGISTERED_MODEL_VERSION = dg.AssetKey("registered_model_version")
 
 
 class RegisteredModelVersionCard(pa.DataFrameModel):
@@ -43,91 +49,126 @@ class RegisteredModelVersionCard(pa.DataFrameModel):
         coerce = True
 
 
-def build_registry_assets(partitions_def: dg.PartitionsDefinition) -> dg.AssetsDefinition:
+def build_registry_assets(
+    contract: DataContract, partitions_def: dg.PartitionsDefinition
+) -> dg.AssetsDefinition:
     @dg.asset(
+        key=contract.key(REGISTERED_MODEL_VERSION),
         partitions_def=partitions_def,
-        group_name="registry",
         dagster_type=pandera_dagster_type(RegisteredModelVersionCard),
-        ins={"trained_model": dg.AssetIn(TRAINED_MODEL), "training_set": dg.AssetIn(TRAINING_SET)},
+        ins={
+            "trained_model": dg.AssetIn(contract.key(TRAINED_MODEL)),
+            "training_set": dg.AssetIn(contract.key(TRAINING_SET)),
+        },
         retry_policy=MLFLOW_RETRY_POLICY,
         kinds={"mlflow"},
         op_tags=k8s_op_tags("registry"),
+        description=f"The model in the MLflow Model Registry as {contract.model_name!r}; "
+        "`champion` moves to it only if every gate passes at promotion time.",
     )
     def registered_model_version(
         context: dg.AssetExecutionContext,
         trained_model: pd.DataFrame,
         training_set: pd.DataFrame,
-        model_registry: ModelRegistry,
-        gates: ModelGates,
+        mlflow: MlflowRegistry,
         metrics: PrometheusMetrics,
     ) -> dg.Output[pd.DataFrame]:
-        """The model in the MLflow Model Registry; `champion` moves to it only if every gate passes now."""
-        card = trained_model.iloc[0]
-        challenger = model_registry.load_model(card["model_uri"])
-        champion, champion_model = model_registry.champion_and_model()
-        validation = training_set[training_set[SPLIT] == VALIDATION]
-        results = gates.evaluate(
-            challenger, validation, champion_model, str(champion.version) if champion else None
-        )
-        failures = [result for result in results if not result.passed]
-        tags = {
-            "dagster/run_id": context.run.run_id,
-            "dagster/partition": context.partition_key,
-            "validation_roc_auc": f"{card['roc_auc']:.4f}",
-            "gates_passed": str(not failures).lower(),
-            "gate_failures": "; ".join(result.summary for result in failures)[:4_000] or "none",
-        }
-        registered = model_registry.register(
-            card["model_uri"], card["run_id"], card["model_id"] or None, tags
-        )
-        version, previous = str(registered.version), str(champion.version) if champion else None
-        if failures:
-            reason = "not promoted: " + "; ".join(result.name for result in failures)
-            model_registry.set_version_tags(version, {"not_promoted_reason": tags["gate_failures"]})
-            context.log.warning(
-                f"Version {version} registered without the champion alias: {tags['gate_failures']}"
+        with retry_only_transient():
+            registered = mlflow.model(contract.model_name, contract.spec.description)
+            row, results = _register(
+                context, contract, mlflow, registered, trained_model, training_set
             )
-            is_champion = previous == version
-        else:
-            move = model_registry.move_champion(
-                version,
-                reason=_promotion_reason(context, card["roc_auc"]),
-                dagster_run_id=context.run.run_id,
-            )
-            reason, is_champion = move.reason, True
-            context.log.info(f"champion: v{previous or 'none'} -> v{version} ({reason})")
+        version, is_champion = row["version"], row["champion"]
         exported = metrics.export(
+            contract.model_name,
             "model_registration",
-            registration_metrics(version, float(card["roc_auc"]), is_champion),
+            registration_metrics(version, float(trained_model.iloc[0]["roc_auc"]), is_champion),
             context.log,
         )
-        champion_now = version if is_champion else previous
+        champion_now = version if is_champion else _none(row["previous_champion"])
         if champion_now is not None:
-            metrics.export("champion", champion_metrics(champion_now), context.log)
-        row = {
-            "model_name": model_registry.model_name,
-            "version": version,
-            "run_id": card["run_id"],
-            "model_uri": card["model_uri"],
-            "champion": is_champion,
-            "previous_champion": previous or "none",
-            "reason": reason,
-        }
+            metrics.export(
+                contract.model_name, "champion", champion_metrics(champion_now), context.log
+            )
         return dg.Output(
             pd.DataFrame([row]),
             metadata={
                 "version": version,
                 "champion": is_champion,
-                "previous_champion": previous or "none",
-                "reason": reason,
-                "model_version": dg.MetadataValue.url(model_registry.version_url(version)),
+                "previous_champion": row["previous_champion"],
+                "reason": row["reason"],
+                "model_version": dg.MetadataValue.url(registered.version_url(version)),
                 "gates": dg.MetadataValue.md(_gate_table(results)),
-                "alias_history": dg.MetadataValue.json(model_registry.alias_history()[-10:]),
+                "alias_history": dg.MetadataValue.json(registered.alias_history()[-10:]),
                 "prometheus_metrics": exported,
             },
         )
 
     return registered_model_version
+
+
+def _none(version: str) -> str | None:
+    return None if version == "none" else version
+
+
+def _register(
+    context: dg.AssetExecutionContext,
+    contract: DataContract,
+    registry: MlflowRegistry,
+    registered: RegisteredModel,
+    trained_model: pd.DataFrame,
+    training_set: pd.DataFrame,
+) -> tuple[dict[str, Any], list[Any]]:
+    """Register the trained model, gate it against the champion of now, move the alias if it passes."""
+    card = trained_model.iloc[0]
+    challenger = registry.load_model(card["model_uri"])
+    champion, champion_model = registered.champion_and_model()
+    validation = training_set[training_set[SPLIT] == VALIDATION]
+    results = evaluate_gates(
+        contract,
+        challenger,
+        validation,
+        champion_model,
+        str(champion.version) if champion else None,
+    )
+    failures = [result for result in results if not result.passed]
+    tags = {
+        "dagster/run_id": context.run.run_id,
+        "dagster/partition": context.partition_key,
+        "mlops/contract": contract.name,
+        "validation_roc_auc": f"{card['roc_auc']:.4f}",
+        "gates_passed": str(not failures).lower(),
+        "gate_failures": "; ".join(result.summary for result in failures)[:4_000] or "none",
+    }
+    version_info = registered.register(
+        card["model_uri"], card["run_id"], card["model_id"] or None, tags
+    )
+    version, previous = str(version_info.version), str(champion.version) if champion else None
+    if failures:
+        reason = "not promoted: " + "; ".join(result.name for result in failures)
+        registered.set_version_tags(version, {"not_promoted_reason": tags["gate_failures"]})
+        context.log.warning(
+            f"Version {version} registered without the champion alias: {tags['gate_failures']}"
+        )
+        is_champion = previous == version
+    else:
+        move = registered.move_champion(
+            version,
+            reason=_promotion_reason(context, card["roc_auc"]),
+            dagster_run_id=context.run.run_id,
+        )
+        reason, is_champion = move.reason, True
+        context.log.info(f"champion: v{previous or 'none'} -> v{version} ({reason})")
+    row = {
+        "model_name": contract.model_name,
+        "version": version,
+        "run_id": card["run_id"],
+        "model_uri": card["model_uri"],
+        "champion": is_champion,
+        "previous_champion": previous or "none",
+        "reason": reason,
+    }
+    return row, results
 
 
 def _gate_table(results: list[Any]) -> str:
@@ -139,7 +180,7 @@ def _promotion_reason(context: dg.AssetExecutionContext, roc_auc: float) -> str:
     """Why the alias moves: the gates, plus the drift that triggered the run when a sensor did."""
     tags = context.run.tags
     reason = f"all gates passed (validation ROC AUC {roc_auc:.4f}) in {context.job_name}"
-    if tags.get("mlops/trigger") == "drift":
+    if tags.get(TRIGGER_TAG) == "drift":
         reason += (
             f", retrained after drift share {tags.get('mlops/drift_share')} > "
             f"{tags.get('mlops/drift_threshold')} on {tags.get('mlops/drift_partition')}"

@@ -1,15 +1,13 @@
-"""The `rollback_champion` job: re-point `champion` to the previous (or a named) version, recorded."""
+"""A contract's rollback job: re-point `champion` to the previous (or a named) version, recorded."""
 
 import dagster as dg
 from pydantic import Field
 
+from mlops_assets.contracts import DataContract
 from mlops_assets.deployment import k8s_op_tags
-from mlops_assets.mlflow_resources import ModelRegistry, RegistryError
+from mlops_assets.keys import MLFLOW_RETRY_POLICY, REGISTERED_MODEL_VERSION, rollback_job
 from mlops_assets.monitoring.metrics import PrometheusMetrics, champion_metrics
-from mlops_assets.registry.assets import REGISTERED_MODEL_VERSION
-from mlops_assets.training.assets import MLFLOW_RETRY_POLICY
-
-ROLLBACK_JOB = "rollback_champion"
+from mlops_assets.registry.mlflow import MlflowRegistry, RegistryError
 
 
 class RollbackConfig(dg.Config):
@@ -20,38 +18,51 @@ class RollbackConfig(dg.Config):
     reason: str = Field(description="Why: recorded with the alias move")
 
 
-@dg.op(retry_policy=MLFLOW_RETRY_POLICY, tags=k8s_op_tags("registry"))
-def move_champion_back(
-    context: dg.OpExecutionContext,
-    config: RollbackConfig,
-    model_registry: ModelRegistry,
-    metrics: PrometheusMetrics,
-) -> None:
-    """Move the alias, then record the move as an observation of `registered_model_version`."""
-    try:
-        move = model_registry.rollback(config.to_version, config.reason, context.run.run_id)
-    except RegistryError as error:
-        raise dg.Failure(description=str(error), allow_retries=False) from error
-    context.log.info(f"champion: v{move.previous_version} -> v{move.new_version} ({move.reason})")
-    metrics.export("champion", champion_metrics(move.new_version), context.log)
-    context.log_event(
-        dg.AssetObservation(
-            asset_key=REGISTERED_MODEL_VERSION,
-            metadata={
-                "event": "rollback",
-                "previous_champion": move.previous_version or "none",
-                "champion": move.new_version,
-                "reason": move.reason,
-                "moved": move.moved,
-                "model_version": dg.MetadataValue.url(model_registry.version_url(move.new_version)),
-            },
-        )
+def build_rollback_job(contract: DataContract) -> dg.JobDefinition:
+    @dg.op(
+        name=f"{contract.name}__move_champion_back",
+        retry_policy=MLFLOW_RETRY_POLICY,
+        tags=k8s_op_tags("registry"),
     )
+    def move_champion_back(
+        context: dg.OpExecutionContext,
+        config: RollbackConfig,
+        mlflow: MlflowRegistry,
+        metrics: PrometheusMetrics,
+    ) -> None:
+        """Move the alias, then record the move as an observation of the registry asset."""
+        registered = mlflow.model(contract.model_name)
+        try:
+            move = registered.rollback(config.to_version, config.reason, context.run.run_id)
+        except RegistryError as error:
+            raise dg.Failure(description=str(error), allow_retries=False) from error
+        context.log.info(
+            f"champion: v{move.previous_version} -> v{move.new_version} ({move.reason})"
+        )
+        metrics.export(
+            contract.model_name, "champion", champion_metrics(move.new_version), context.log
+        )
+        context.log_event(
+            dg.AssetObservation(
+                asset_key=contract.key(REGISTERED_MODEL_VERSION),
+                metadata={
+                    "event": "rollback",
+                    "previous_champion": move.previous_version or "none",
+                    "champion": move.new_version,
+                    "reason": move.reason,
+                    "moved": move.moved,
+                    "model_version": dg.MetadataValue.url(registered.version_url(move.new_version)),
+                },
+            )
+        )
 
+    @dg.job(
+        name=rollback_job(contract.name),
+        description=f"Re-point the champion alias of {contract.model_name!r} to the previous or "
+        "a given model version",
+        tags={"mlops/contract": contract.name},
+    )
+    def rollback_champion() -> None:
+        move_champion_back()
 
-@dg.job(
-    name=ROLLBACK_JOB,
-    description="Re-point the champion alias to the previous or a given model version",
-)
-def rollback_champion() -> None:
-    move_champion_back()
+    return rollback_champion

@@ -11,16 +11,14 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
-import dagster as dg
 import numpy as np
 import pandas as pd
-from pydantic import Field
 
-from mlops_assets.contract import LOAN_APPLICATIONS
+from mlops_assets.contracts import DataContract
 from mlops_assets.training.model import (
     classification_metrics,
-    default_probability,
     features_and_label,
+    positive_probability,
 )
 
 QUALITY_FLOOR = "quality_floor"
@@ -105,9 +103,9 @@ def group_rates(
     threshold: float,
     min_group_rows: int,
 ) -> dict[str, float]:
-    """Per-group `recall` (defaulters flagged) or `approval_rate` (applicants approved).
+    """Per-group `recall` (positives flagged) or `approval_rate` (rows not flagged).
 
-    An applicant is flagged as a likely defaulter (not approved) when P(default) >= threshold.
+    A row is flagged (declined, for a lender) when P(positive) >= threshold.
     Groups with fewer than `min_group_rows` rows in the metric's denominator are left out.
     """
     if metric not in BIAS_METRICS:
@@ -138,63 +136,45 @@ def bias_gap(rates: dict[str, float], column: str, metric: str, max_gap: float) 
     )
 
 
-class ModelGates(dg.ConfigurableResource):
-    """Thresholds of the promotion gates (environment: MLOPS_GATE_*; see docs/configuration.md)."""
-
-    min_roc_auc: float = Field(default=0.70, description="Quality floor on validation ROC AUC")
-    min_absolute_change: float | None = Field(
-        default=-0.01, description="Challenger - champion ROC AUC must be at least this"
-    )
-    min_relative_change: float | None = Field(
-        default=None, description="(Challenger - champion) / champion must be at least this"
-    )
-    bias_column: str = Field(
-        default="home_ownership", description="Categorical column whose groups are compared"
-    )
-    bias_metric: str = Field(default="recall", description="'recall' or 'approval_rate'")
-    max_bias_gap: float = Field(default=0.25, description="Largest allowed gap between groups")
-    decision_threshold: float = Field(
-        default=0.2, description="P(default) at or above which an applicant is declined"
-    )
-    min_group_rows: int = Field(default=50, description="Smaller groups are not compared")
-
-    def evaluate(
-        self,
-        challenger: Any,
-        validation: pd.DataFrame,
-        champion: Any | None,
-        champion_version: str | None,
-    ) -> list[GateResult]:
-        """Every gate for `challenger`, scored on `validation` next to the `champion` model."""
-        if self.bias_column not in LOAN_APPLICATIONS.categorical_features:
-            raise ValueError(
-                f"bias_column {self.bias_column!r} is not a categorical feature of the contract: "
-                f"{LOAN_APPLICATIONS.categorical_features}"
-            )
-        _, labels = features_and_label(validation)
-        probability = default_probability(challenger, validation)
-        challenger_auc = classification_metrics(labels, probability)["roc_auc"]
-        champion_auc = (
-            classification_metrics(labels, default_probability(champion, validation))["roc_auc"]
-            if champion is not None
-            else None
-        )
-        rates = group_rates(
-            labels,
-            probability,
-            validation[self.bias_column],
-            self.bias_metric,
-            self.decision_threshold,
-            self.min_group_rows,
-        )
-        return [
-            quality_floor(challenger_auc, self.min_roc_auc),
-            challenger_vs_champion(
-                challenger_auc,
-                champion_auc,
-                champion_version,
-                self.min_absolute_change,
-                self.min_relative_change,
-            ),
-            bias_gap(rates, self.bias_column, self.bias_metric, self.max_bias_gap),
+def evaluate_gates(
+    contract: DataContract,
+    challenger: Any,
+    validation: pd.DataFrame,
+    champion: Any | None,
+    champion_version: str | None,
+) -> list[GateResult]:
+    """Every gate of the contract for `challenger`, scored on `validation` next to the `champion`."""
+    gates = contract.spec.gates
+    _, labels = features_and_label(validation, contract)
+    probability = positive_probability(challenger, validation, contract)
+    challenger_auc = classification_metrics(labels, probability)["roc_auc"]
+    champion_auc = (
+        classification_metrics(labels, positive_probability(champion, validation, contract))[
+            "roc_auc"
         ]
+        if champion is not None
+        else None
+    )
+    results = [
+        quality_floor(challenger_auc, gates.min_roc_auc),
+        challenger_vs_champion(
+            challenger_auc,
+            champion_auc,
+            champion_version,
+            gates.min_absolute_change,
+            gates.min_relative_change,
+        ),
+    ]
+    if gates.bias is None:
+        results.append(GateResult(BIAS_GAP, True, "no bias gate in the contract", {}))
+        return results
+    rates = group_rates(
+        labels,
+        probability,
+        validation[gates.bias.column],
+        gates.bias.metric,
+        contract.spec.model.decision_threshold,
+        gates.bias.min_group_rows,
+    )
+    results.append(bias_gap(rates, gates.bias.column, gates.bias.metric, gates.bias.max_gap))
+    return results

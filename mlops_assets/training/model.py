@@ -10,15 +10,16 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from mlops_assets.contract import LOAN_APPLICATIONS, CategoricalColumn, DataContract
+from mlops_assets.contracts import SPLIT, DataContract
+from mlops_assets.contracts.schema import CategoricalFeature
 
-SPLIT = "split"
+__all__ = ["SPLIT", "TRAIN", "VALIDATION"]
 TRAIN = "train"
 VALIDATION = "validation"
 
 
 def split_by_time(
-    features: pd.DataFrame, validation_fraction: float, contract: DataContract = LOAN_APPLICATIONS
+    features: pd.DataFrame, validation_fraction: float, contract: DataContract
 ) -> pd.DataFrame:
     """Labelled rows with a `split` column: the latest `validation_fraction` (by event time) validate.
 
@@ -40,35 +41,36 @@ def split_by_time(
 
 
 def features_and_label(
-    frame: pd.DataFrame, contract: DataContract = LOAN_APPLICATIONS
+    frame: pd.DataFrame, contract: DataContract
 ) -> tuple[pd.DataFrame, np.ndarray]:
     return frame[contract.feature_columns], frame[contract.label_column].astype(int).to_numpy()
 
 
-def build_pipeline(params: dict[str, Any], contract: DataContract = LOAN_APPLICATIONS) -> Any:
-    """Preprocessing from the contract's column lists + a histogram gradient-boosting classifier.
+def build_pipeline(contract: DataContract) -> Any:
+    """Preprocessing from the contract's column lists + the contract's estimator and parameters.
 
     Categories come from the contract, not from the data, so a level absent from a training
     window still has its column, and an unknown one is ignored rather than failing a prediction.
+    Missing categories get a column of their own (all zeros); missing numbers the median plus an
+    indicator. Linear models get standardized numbers.
     """
     from sklearn.compose import ColumnTransformer
-    from sklearn.ensemble import HistGradientBoostingClassifier
     from sklearn.impute import SimpleImputer
-    from sklearn.pipeline import Pipeline
-    from sklearn.preprocessing import OneHotEncoder
+    from sklearn.pipeline import Pipeline, make_pipeline
+    from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
+    model = contract.spec.model
     levels = [
         list(column.levels)
         for name in contract.categorical_features
-        if isinstance(column := contract.column(name), CategoricalColumn)
+        if isinstance(column := contract.column(name), CategoricalFeature)
     ]
+    numeric: Any = SimpleImputer(strategy="median", add_indicator=True)
+    if model.estimator == "logistic_regression":
+        numeric = make_pipeline(numeric, StandardScaler())
     preprocess = ColumnTransformer(
         [
-            (
-                "numeric",
-                SimpleImputer(strategy="median", add_indicator=True),
-                contract.numeric_features,
-            ),
+            ("numeric", numeric, contract.numeric_features),
             (
                 "categorical",
                 OneHotEncoder(categories=levels, handle_unknown="ignore", sparse_output=False),
@@ -77,13 +79,27 @@ def build_pipeline(params: dict[str, Any], contract: DataContract = LOAN_APPLICA
         ],
         verbose_feature_names_out=False,
     )
-    classifier = HistGradientBoostingClassifier(early_stopping=False, **params)
-    return Pipeline([("preprocess", preprocess), ("classifier", classifier)])
+    return Pipeline([("preprocess", preprocess), ("classifier", _estimator(contract))])
 
 
-def default_probability(
-    model: Any, frame: pd.DataFrame, contract: DataContract = LOAN_APPLICATIONS
-) -> np.ndarray:
+def _estimator(contract: DataContract) -> Any:
+    model = contract.spec.model
+    params = model.typed_params
+    if model.estimator == "logistic_regression":
+        from sklearn.linear_model import LogisticRegression
+
+        return LogisticRegression(**params)
+    if model.estimator == "random_forest":
+        from sklearn.ensemble import RandomForestClassifier
+
+        return RandomForestClassifier(**params)
+    from sklearn.ensemble import HistGradientBoostingClassifier
+
+    return HistGradientBoostingClassifier(early_stopping=False, **params)
+
+
+def positive_probability(model: Any, frame: pd.DataFrame, contract: DataContract) -> np.ndarray:
+    """P(positive class) per row, from the contract's feature columns."""
     return model.predict_proba(frame[contract.feature_columns])[:, 1]
 
 

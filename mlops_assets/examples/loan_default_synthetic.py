@@ -15,18 +15,32 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from pydantic import Field
 
-from mlops_assets.contract import LOAN_APPLICATIONS
-from mlops_assets.sources.base import LoanApplicationSource, SourceDay
+from mlops_assets.ingestion.sources import DataSource, SourceDay
 
+# The loan example's columns, as `loan_default.yaml` declares them (levels in the same order).
+RAW_COLUMNS = [
+    "application_id", "applied_at", "age", "annual_income", "credit_score", "open_accounts",
+    "debt_to_income", "loan_amount", "employment_length_years", "home_ownership", "loan_purpose",
+    "defaulted",
+]  # fmt: skip
+LABEL = "defaulted"
+EVENT_TIME = "applied_at"
 _REFERENCE_INCOME = 52_000.0
-_HOME_LEVELS = LOAN_APPLICATIONS.column(
-    "home_ownership"
-).levels  # probabilities below follow this order
+_HOME_LEVELS = ("RENT", "MORTGAGE", "OWN", "OTHER")  # probabilities below follow this order
 _HOME_PROBABILITY_YOUNG = (0.65, 0.20, 0.10, 0.05)
 _HOME_PROBABILITY_SETTLED = (0.30, 0.45, 0.20, 0.05)
 _HOME_RISK = {"RENT": 0.25, "MORTGAGE": -0.15, "OWN": -0.25, "OTHER": 0.35}
-_PURPOSE_LEVELS = LOAN_APPLICATIONS.column("loan_purpose").levels
+_PURPOSE_LEVELS = (
+    "debt_consolidation",
+    "credit_card",
+    "home_improvement",
+    "car",
+    "medical",
+    "small_business",
+    "renewable_energy",
+)
 # renewable_energy is allowed by the contract but only offered once the new_loan_purpose scenario starts.
 _PURPOSE_PROBABILITY = (0.42, 0.20, 0.12, 0.10, 0.06, 0.10, 0.0)
 if len(_PURPOSE_PROBABILITY) != len(_PURPOSE_LEVELS) or len(_HOME_PROBABILITY_YOUNG) != len(
@@ -111,18 +125,16 @@ class SyntheticLoanGenerator:
                 frame, self.scenario, np.random.default_rng([self.seed, day.toordinal(), 1])
             )
         probability = self.true_default_probability(frame)
-        frame[LOAN_APPLICATIONS.label_column] = pd.array(
-            (rng.random(len(frame)) < probability).astype("int8"), dtype="Int8"
-        )
+        frame[LABEL] = pd.array((rng.random(len(frame)) < probability).astype("int8"), dtype="Int8")
         if self.as_of is not None and day > self.as_of - timedelta(days=self.label_delay_days):
-            frame[LOAN_APPLICATIONS.label_column] = pd.array([pd.NA] * len(frame), dtype="Int8")
+            frame[LABEL] = pd.array([pd.NA] * len(frame), dtype="Int8")
         if self.invalid_row_share > 0 and len(frame):
             frame = _corrupt(
                 frame,
                 self.invalid_row_share,
                 np.random.default_rng([self.seed, day.toordinal(), 2]),
             )
-        return frame[LOAN_APPLICATIONS.raw_columns]
+        return frame[RAW_COLUMNS]
 
     def true_default_probability(self, frame: pd.DataFrame) -> np.ndarray:
         """P(default) of each row under the generator's model, given the day each row was made."""
@@ -144,7 +156,7 @@ class SyntheticLoanGenerator:
             - 0.008 * (frame["age"].to_numpy(float) - 40.0)
         )
         if self.scenario is DriftScenario.CONCEPT_CHANGE and self.scenario_start is not None:
-            days = pd.to_datetime(frame[LOAN_APPLICATIONS.event_time_column]).dt.date
+            days = pd.to_datetime(frame[EVENT_TIME]).dt.date
             changed = (days >= self.scenario_start).to_numpy()
             logit = logit + changed * (0.7 + 2.0 * (debt_to_income - 0.25))
         return 1.0 / (1.0 + np.exp(-logit))
@@ -251,16 +263,23 @@ def _corrupt(frame: pd.DataFrame, share: float, rng: np.random.Generator) -> pd.
     return frame
 
 
-class SyntheticLoanSource(LoanApplicationSource):
-    """The embedded default source: deterministic synthetic applications, optionally drifting."""
+class SyntheticLoanSource(DataSource):
+    """The loan example's source: deterministic synthetic applications, optionally drifting.
+
+    Its settings come from the contract's `source.config`, and from MLOPS_SYNTHETIC_* /
+    MLOPS_DRIFT_* / MLOPS_LABEL_DELAY_DAYS / MLOPS_AS_OF where set (docs/configuration.md).
+    """
 
     seed: int = 7
-    rows_per_day: int = 2000
+    rows_per_day: int = Field(default=2000, ge=0, le=10_000_000)
     scenario: str = DriftScenario.NONE.value
     scenario_start: str | None = None
-    invalid_row_share: float = 0.0
-    label_delay_days: int = 0
+    invalid_row_share: float = Field(default=0.0, ge=0, le=1)
+    label_delay_days: int = Field(default=0, ge=0)
     as_of: str | None = None
+
+    def model_post_init(self, context: Any) -> None:
+        _ = self.generator  # a bad scenario or date fails when the code location loads
 
     @property
     def generator(self) -> SyntheticLoanGenerator:

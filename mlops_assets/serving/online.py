@@ -1,11 +1,12 @@
-"""Online serving of the champion: MLflow's own model server locally, a KServe manifest for clusters.
+"""Online serving of a contract's champion: MLflow's model server locally, a KServe manifest for clusters.
 
-    python -m mlops_assets.serving serve [--port 5001]        # `make serve`
-    python -m mlops_assets.serving kserve [--out FILE]        # `make kserve-manifest`
+    python -m mlops_assets.serving serve [--contract NAME] [--port 5001]   # `make serve`
+    python -m mlops_assets.serving kserve [--contract NAME] [--out FILE]   # `make kserve-manifest`
 
-Both read the same settings as the code location (MLFLOW_TRACKING_URI, MLOPS_MODEL_NAME, ...).
-The server answers POST /invocations with the default probability as `predictions: [[p(0), p(1)]]`,
-the same `predict_proba` the batch scorer uses.
+Both read the same settings and contracts as the code location (MLFLOW_TRACKING_URI,
+MLOPS_CONTRACTS, ...); `--contract` picks the model when several are loaded. The server answers
+POST /invocations with `predictions: [[P(negative), P(positive)]]`, the same `predict_proba` the
+batch scorer uses.
 """
 
 from __future__ import annotations
@@ -21,21 +22,41 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from mlops_assets.contracts import DataContract
+from mlops_assets.registry.mlflow import CHAMPION
 from mlops_assets.settings import PlatformSettings
 
-CHAMPION_ALIAS = "champion"
 KSERVE_API_VERSION = "serving.kserve.io/v1beta1"
 
 
-def model_uri(settings: PlatformSettings, version: str | None = None) -> str:
+def model_uri(model_name: str, version: str | None = None) -> str:
     """`models:/<name>@champion`, or one pinned version."""
     if version:
-        return f"models:/{settings.model_name}/{version}"
-    return f"models:/{settings.model_name}@{CHAMPION_ALIAS}"
+        return f"models:/{model_name}/{version}"
+    return f"models:/{model_name}@{CHAMPION}"
+
+
+def choose_contract(settings: PlatformSettings, name: str | None) -> DataContract:
+    """The loaded contract named `name`, or the only one; a clear error otherwise."""
+    contracts = {contract.name: contract for contract in settings.load_contracts()}
+    if name is None and len(contracts) == 1:
+        return next(iter(contracts.values()))
+    if name not in contracts:
+        raise ValueError(
+            f"choose a contract with --contract: {', '.join(sorted(contracts))}"
+            if name is None
+            else f"no contract {name!r} is loaded; loaded: {', '.join(sorted(contracts))}"
+        )
+    return contracts[name]
 
 
 def serve_command(
-    settings: PlatformSettings, host: str, port: int, version: str | None = None, workers: int = 1
+    settings: PlatformSettings,
+    model_name: str,
+    host: str,
+    port: int,
+    version: str | None = None,
+    workers: int = 1,
 ) -> tuple[list[str], dict[str, str]]:
     """The `mlflow models serve` command line and environment for the champion (or `version`).
 
@@ -46,7 +67,7 @@ def serve_command(
     mlflow = bin_dir / "mlflow"
     command = [
         str(mlflow), "models", "serve",
-        "--model-uri", model_uri(settings, version),
+        "--model-uri", model_uri(model_name, version),
         "--env-manager", "local",
         "--host", host, "--port", str(port), "--workers", str(workers),
     ]  # fmt: skip
@@ -60,19 +81,23 @@ def serve_command(
 
 @contextmanager
 def model_server(
-    settings: PlatformSettings, log: Path, version: str | None = None, port: int | None = None
+    settings: PlatformSettings,
+    model_name: str,
+    log: Path,
+    version: str | None = None,
+    port: int | None = None,
 ) -> Iterator[str]:
     """The champion (or `version`) served on 127.0.0.1 until the block ends; yields its base URL."""
     from mlops_assets.processes import free_port, running
 
     port = port or free_port()
-    command, env = serve_command(settings, "127.0.0.1", port, version)
+    command, env = serve_command(settings, model_name, "127.0.0.1", port, version)
     with running(command, f"http://127.0.0.1:{port}/ping", log, env=env):
         yield f"http://127.0.0.1:{port}"
 
 
 def predict_online(base_url: str, frame: Any) -> list[float]:
-    """P(default) per row from a model server, sent as MLflow's `dataframe_split` JSON."""
+    """P(positive) per row from a model server, sent as MLflow's `dataframe_split` JSON."""
     body = {"dataframe_split": json.loads(frame.to_json(orient="split", index=False))}
     request = urllib.request.Request(
         f"{base_url}/invocations",
@@ -86,7 +111,7 @@ def predict_online(base_url: str, frame: Any) -> list[float]:
 def _registry(settings: PlatformSettings) -> Any:
     from mlops_assets.definitions import build_resources
 
-    return build_resources(settings)["model_registry"]
+    return build_resources(settings)["mlflow"]
 
 
 def storage_uri(download_uri: str, artifacts_destination: str | None) -> str:
@@ -108,6 +133,7 @@ def storage_uri(download_uri: str, artifacts_destination: str | None) -> str:
 
 def inference_service(
     settings: PlatformSettings,
+    model_name: str,
     version: str | None = None,
     namespace: str | None = None,
     service_account: str | None = None,
@@ -119,16 +145,14 @@ def inference_service(
     which is the registry's download URI of the version: an `s3://` URL on a cluster install.
     `service_account` names one whose secret holds the object-store credentials.
     """
-    from mlops_assets.mlflow_resources import RegistryError
+    from mlops_assets.registry.mlflow import RegistryError
 
-    registry = _registry(settings)
+    registry = _registry(settings).model(model_name)
     chosen = registry.require_version(version) if version else registry.champion()
     if chosen is None:
-        raise RegistryError(
-            f"{settings.model_name!r} has no {CHAMPION_ALIAS} yet; train one or pass --version"
-        )
+        raise RegistryError(f"{model_name!r} has no {CHAMPION} yet; train one or pass --version")
     number = str(chosen.version)
-    download_uri = registry.client().get_model_version_download_uri(settings.model_name, number)
+    download_uri = registry.client().get_model_version_download_uri(model_name, number)
     predictor: dict[str, Any] = {
         "minReplicas": 1,
         "model": {
@@ -144,15 +168,15 @@ def inference_service(
     if service_account:
         predictor["serviceAccountName"] = service_account
     metadata: dict[str, Any] = {
-        "name": _dns_label(settings.model_name),
+        "name": _dns_label(model_name),
         "labels": {
             "app.kubernetes.io/part-of": "mlops-assets",
             "mlops-assets/model-version": number,
         },
         "annotations": {
-            "mlops-assets/model-uri": model_uri(settings, number),
+            "mlops-assets/model-uri": model_uri(model_name, number),
             "mlops-assets/run-id": chosen.run_id or "",
-            "mlops-assets/served-alias": "" if version else CHAMPION_ALIAS,
+            "mlops-assets/served-alias": "" if version else CHAMPION,
         },
     }
     if namespace:
@@ -181,11 +205,13 @@ def main(argv: list[str] | None = None) -> None:
     )
     commands = parser.add_subparsers(dest="command", required=True)
     serve = commands.add_parser("serve", help="run `mlflow models serve` on the champion")
+    serve.add_argument("--contract", help="which contract's model (needed when several load)")
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=5001)
     serve.add_argument("--version", help="serve this registry version instead of the champion")
     serve.add_argument("--workers", type=int, default=1)
     kserve = commands.add_parser("kserve", help="write a KServe InferenceService manifest")
+    kserve.add_argument("--contract", help="which contract's model (needed when several load)")
     kserve.add_argument("--version", help="this registry version instead of the champion")
     kserve.add_argument("--namespace")
     kserve.add_argument("--service-account", help="service account with object-store credentials")
@@ -197,17 +223,28 @@ def main(argv: list[str] | None = None) -> None:
     kserve.add_argument("--out", type=Path, help="file to write (default: standard output)")
     args = parser.parse_args(argv)
     settings = PlatformSettings.from_env()
+    try:
+        model_name = choose_contract(settings, args.contract).model_name
+    except ValueError as error:
+        parser.exit(2, f"error: {error}\n")
 
     if args.command == "serve":
-        command, env = serve_command(settings, args.host, args.port, args.version, args.workers)
-        print(f"serving {model_uri(settings, args.version)} from {settings.mlflow_tracking_uri}")
+        command, env = serve_command(
+            settings, model_name, args.host, args.port, args.version, args.workers
+        )
+        print(f"serving {model_uri(model_name, args.version)} from {settings.mlflow_tracking_uri}")
         os.execve(command[0], command, env)
 
-    from mlops_assets.mlflow_resources import RegistryError
+    from mlops_assets.registry.mlflow import RegistryError
 
     try:
         manifest = inference_service(
-            settings, args.version, args.namespace, args.service_account, args.artifacts_destination
+            settings,
+            model_name,
+            args.version,
+            args.namespace,
+            args.service_account,
+            args.artifacts_destination,
         )
     except (RegistryError, ValueError) as error:
         parser.exit(2, f"error: {error}\n")

@@ -1,11 +1,12 @@
-"""MLflow: experiment tracking through dagster-mlflow, and the Model Registry with alias history.
+"""The MLflow layer: one typed resource for tracking runs and the Model Registry of every model.
 
-`mlflow_tracking_resource` is dagster-mlflow's `mlflow_tracking` with three things it cannot do
-itself: fail fast with a clear error when the tracking server does not answer (MLflow's own HTTP
-retries would hang a step for minutes), start on first use so that the step's retry policy covers
-an outage, and create the experiment with an explicit artifact location on a local store
-(otherwise artifacts land in `./mlruns` of whatever directory the step process runs in). mlflow is imported inside functions: it takes seconds to import, and
-every step process and sensor tick loads this code location.
+`MlflowRegistry` probes the tracking server before use (MLflow's own HTTP retries would hang a
+step for minutes), creates each contract's experiment with an explicit artifact location on a
+local store (otherwise artifacts land in `./mlruns` of whatever directory a step runs in), opens
+runs with `mlflow.start_run` as a context manager (ended as FAILED on any error), and gives each
+registered model (`.model(name)`) one champion lookup with a recorded alias history. mlflow is
+imported inside functions: it takes seconds to import, and every step process and sensor tick
+loads this code location.
 """
 
 from __future__ import annotations
@@ -15,8 +16,8 @@ import os
 import tempfile
 import urllib.error
 import urllib.request
-import warnings
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -81,63 +82,6 @@ def prepare_experiment(tracking_uri: str, name: str, artifact_location: str | No
         return experiment.experiment_id
 
 
-class DeferredMlflowTracking:
-    """dagster-mlflow's `MlFlow`, created on first use inside the step rather than at resource init.
-
-    Resource initialization runs before the step's retry policy applies, so a tracking-server
-    outage there fails the run at once. Deferred, it fails the step, which is then retried.
-    """
-
-    def __init__(self, context: dg.InitResourceContext) -> None:
-        self._context = context
-        self._resource: Any = None  # dagster-mlflow's resource generator, once started
-        self._tracking: Any = None
-
-    def __getattr__(self, name: str) -> Any:
-        if self._tracking is None:
-            config = self._context.resource_config
-            check_reachable(config["mlflow_tracking_uri"])
-            prepare_experiment(
-                config["mlflow_tracking_uri"],
-                config["experiment_name"],
-                config.get("artifact_location"),
-            )
-            with warnings.catch_warnings():  # dagster-mlflow is marked beta
-                warnings.simplefilter("ignore", category=dg.BetaWarning)
-                from dagster_mlflow import mlflow_tracking
-
-                self._resource = mlflow_tracking.resource_fn(self._context)
-                self._tracking = next(self._resource)
-        return getattr(self._tracking, name)
-
-    def teardown(self) -> None:
-        """Run dagster-mlflow's own teardown (it ends the MLflow run as failed on an error)."""
-        if self._resource is not None:
-            next(self._resource, None)
-
-
-@dg.resource(
-    config_schema={
-        "experiment_name": dg.Field(dg.StringSource, description="MLflow experiment name"),
-        "mlflow_tracking_uri": dg.Field(dg.StringSource, description="MLflow tracking URI"),
-        "artifact_location": dg.Field(
-            dg.Noneable(dg.StringSource),
-            default_value=None,
-            is_required=False,
-            description="Artifact location for a new experiment (local stores only)",
-        ),
-        "extra_tags": dg.Field(dg.Permissive(), description="Tags added to every MLflow run"),
-    },
-    description="dagster-mlflow's mlflow_tracking (one MLflow run per Dagster run), started on first use",
-)
-def mlflow_tracking_resource(context: dg.InitResourceContext) -> Iterator[DeferredMlflowTracking]:
-    tracking = DeferredMlflowTracking(context)
-    try:
-        yield tracking
-    finally:
-        tracking.teardown()
-
-
 @dataclass(frozen=True)
 class AliasMove:
     """One move of the champion alias: the record kept in the registry and shown in the UI."""
@@ -150,17 +94,60 @@ class AliasMove:
     moved: bool = True
 
 
-class ModelRegistry(dg.ConfigurableResource):
-    """The MLflow Model Registry for one registered model, with a recorded `champion` alias."""
+class MlflowRegistry(dg.ConfigurableResource):
+    """MLflow tracking and Model Registry for every contract's model (MLFLOW_TRACKING_URI)."""
 
     tracking_uri: str = Field(description="MLflow tracking (and registry) URI")
-    model_name: str = Field(description="Registered model name")
+    artifact_root: str | None = Field(
+        default=None, description="Artifact location for new experiments (local stores only)"
+    )
     ui_url: str = Field(
         default="http://127.0.0.1:5000", description="Where the MLflow UI is served"
     )
     cache_dir: str = Field(description="Local cache of downloaded reference data (safe to delete)")
 
     _client: Any = PrivateAttr(default=None)
+
+    def model(self, name: str, description: str = "") -> RegisteredModel:
+        """The registry view of one registered model."""
+        return RegisteredModel(self, name, description)
+
+    @contextmanager
+    def tracked_run(self, experiment: str, run_name: str, tags: dict[str, str]) -> Iterator[Any]:
+        """An MLflow run in `experiment`, ended FINISHED on success and FAILED on any error."""
+        import mlflow
+
+        self.client()
+        experiment_id = prepare_experiment(self.tracking_uri, experiment, self.artifact_root)
+        with mlflow.start_run(experiment_id=experiment_id, run_name=run_name, tags=tags) as run:
+            yield run
+
+    def run_url(self, experiment_id: str, run_id: str) -> str:
+        return f"{self.ui_url}/#/experiments/{experiment_id}/runs/{run_id}"
+
+    def load_model(self, model_uri: str) -> Any:
+        """The scikit-learn pipeline behind a model URI (runs:/, models:/name/version)."""
+        import mlflow.sklearn
+
+        self.client()
+        return mlflow.sklearn.load_model(model_uri)
+
+    def load_reference(self, run_id: str) -> pd.DataFrame:
+        """The training features logged with a model's run, downloaded once per run."""
+        import mlflow.artifacts
+
+        cached = Path(self.cache_dir) / "references" / f"{run_id}.parquet"
+        if not cached.exists():
+            self.client()
+            cached.parent.mkdir(parents=True, exist_ok=True)
+            with tempfile.TemporaryDirectory(dir=cached.parent) as folder:
+                downloaded = mlflow.artifacts.download_artifacts(
+                    run_id=run_id, artifact_path=REFERENCE_ARTIFACT, dst_path=folder
+                )
+                os.replace(
+                    downloaded, cached
+                )  # a complete file or none, even with concurrent steps
+        return pd.read_parquet(cached)
 
     def client(self) -> MlflowClient:
         """The registry client; the server is probed once per resource instance (that is, per step)."""
@@ -174,6 +161,18 @@ class ModelRegistry(dg.ConfigurableResource):
                 tracking_uri=self.tracking_uri, registry_uri=self.tracking_uri
             )
         return self._client
+
+
+class RegisteredModel:
+    """One registered model: the `champion` alias (one lookup), registration and alias history."""
+
+    def __init__(self, registry: MlflowRegistry, model_name: str, description: str = "") -> None:
+        self.registry = registry
+        self.model_name = model_name
+        self.description = description
+
+    def client(self) -> MlflowClient:
+        return self.registry.client()
 
     def champion(self) -> ModelVersion | None:
         """The version the `champion` alias points to, or None before the first promotion."""
@@ -190,36 +189,12 @@ class ModelRegistry(dg.ConfigurableResource):
                 return None
             raise
 
-    def load_model(self, model_uri: str) -> Any:
-        """The scikit-learn pipeline behind a model URI (runs:/, models:/name@alias, models:/id)."""
-        import mlflow.sklearn
-
-        self.client()
-        return mlflow.sklearn.load_model(model_uri)
-
-    def load_reference(self, version: ModelVersion) -> pd.DataFrame:
-        """The training features logged with `version`'s model, downloaded once per model run."""
-        import mlflow.artifacts
-
-        cached = Path(self.cache_dir) / "references" / f"{version.run_id}.parquet"
-        if not cached.exists():
-            self.client()
-            cached.parent.mkdir(parents=True, exist_ok=True)
-            with tempfile.TemporaryDirectory(dir=cached.parent) as folder:
-                downloaded = mlflow.artifacts.download_artifacts(
-                    run_id=version.run_id, artifact_path=REFERENCE_ARTIFACT, dst_path=folder
-                )
-                os.replace(
-                    downloaded, cached
-                )  # a complete file or none, even with concurrent steps
-        return pd.read_parquet(cached)
-
     def champion_and_model(self) -> tuple[ModelVersion | None, Any | None]:
         """The champion version and its model, or (None, None) before the first promotion."""
         champion = self.champion()
         if champion is None:
             return None, None
-        return champion, self.load_model(f"models:/{self.model_name}/{champion.version}")
+        return champion, self.registry.load_model(f"models:/{self.model_name}/{champion.version}")
 
     def require_champion(self) -> ModelVersion:
         """The champion version; a clear error before the first promotion."""
@@ -233,7 +208,7 @@ class ModelRegistry(dg.ConfigurableResource):
 
     def load_champion(self) -> tuple[ModelVersion, Any]:
         champion = self.require_champion()
-        return champion, self.load_model(f"models:/{self.model_name}/{champion.version}")
+        return champion, self.registry.load_model(f"models:/{self.model_name}/{champion.version}")
 
     def register(
         self, model_uri: str, run_id: str, model_id: str | None, tags: dict[str, str]
@@ -243,7 +218,7 @@ class ModelRegistry(dg.ConfigurableResource):
 
         client = self.client()
         try:
-            client.create_registered_model(self.model_name, description="Loan default classifier")
+            client.create_registered_model(self.model_name, description=self.description)
         except MlflowException as error:
             if error.error_code != "RESOURCE_ALREADY_EXISTS":
                 raise
@@ -335,8 +310,5 @@ class ModelRegistry(dg.ConfigurableResource):
                 )
         return self.move_champion(str(to_version), f"rollback: {reason}", dagster_run_id)
 
-    def run_url(self, experiment_id: str, run_id: str) -> str:
-        return f"{self.ui_url}/#/experiments/{experiment_id}/runs/{run_id}"
-
     def version_url(self, version: str) -> str:
-        return f"{self.ui_url}/#/models/{self.model_name}/versions/{version}"
+        return f"{self.registry.ui_url}/#/models/{self.model_name}/versions/{version}"

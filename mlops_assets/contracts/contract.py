@@ -1,0 +1,511 @@
+"""A loaded contract: the one declaration of a dataset from which every schema and column list derives.
+
+The pandera models, their Dagster types, the `dagster/column_schema` and column-lineage metadata,
+the label's 0/1 encoding, the derived features and the column lists used by training, drift and
+serving all come from a contract file (`schema.ContractFile`). Nothing outside a contract file and
+its feature module names a dataset column.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import importlib
+import warnings
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+from typing import Any, Literal
+
+import dagster as dg
+import numpy as np
+import pandas as pd
+import pandera.pandas as pa
+from pandera.typing import Series
+
+from mlops_assets.contracts.schema import (
+    CategoricalFeature,
+    ContractFile,
+    DerivedCategoricalFeature,
+    NumericFeature,
+)
+
+Column = NumericFeature | CategoricalFeature
+SPLIT = "split"  # column the training set adds: "train" or "validation"
+
+
+class ContractError(ValueError):
+    """A contract file the platform cannot use; the message names the file and the field."""
+
+
+@dataclass(frozen=True)
+class LabelEncoding:
+    """Delivered label values -> 1 (positive) / 0 (negative) / missing (not known yet) / invalid."""
+
+    positive: frozenset[str]
+    negative: frozenset[str] | None
+
+    def encode(self, values: pd.Series) -> tuple[pd.Series, pd.Series]:
+        """(labels as nullable Int8, mask of delivered values that are neither class)."""
+        delivered = values.notna() & (values.astype("string").str.strip() != "")
+        text = values.map(_label_text, na_action="ignore")
+        positive = text.isin(self.positive)
+        negative = text.isin(self.negative) if self.negative is not None else ~positive
+        encoded = pd.Series(pd.NA, index=values.index, dtype="Int8")
+        encoded[delivered & positive] = 1
+        encoded[delivered & negative & ~positive] = 0
+        return encoded, delivered & encoded.isna()
+
+    def describe(self) -> str:
+        negative = (
+            ", ".join(sorted(self.negative)) if self.negative is not None else "anything else"
+        )
+        return f"positive: {', '.join(sorted(self.positive))}; negative: {negative}"
+
+
+def _label_text(value: Any) -> str:
+    """A delivered label value as text; whole floats lose their `.0` so `1.0` matches `1`."""
+    if isinstance(value, (bool, np.bool_)):
+        return str(bool(value)).lower()
+    if isinstance(value, (int, float, np.integer, np.floating)) and float(value).is_integer():
+        return str(int(value))
+    text = str(value).strip()
+    try:
+        number = float(text)
+    except ValueError:
+        return text
+    return str(int(number)) if number.is_integer() else text
+
+
+class DataContract:
+    """A contract file, validated as a whole, with everything derived from it."""
+
+    def __init__(self, spec: ContractFile, path: Path | None = None, fingerprint: str = "") -> None:
+        self.spec = spec
+        self.path = path
+        self._fingerprint = fingerprint or spec.model_dump_json()
+        self.derive_functions = self._check()
+
+    # ---- identity -----------------------------------------------------------------------------
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+    @property
+    def model_name(self) -> str:
+        return self.spec.model.name
+
+    @cached_property
+    def version(self) -> str:
+        """A short fingerprint of the file: the code version of the assets it shapes."""
+        return hashlib.sha256(self._fingerprint.encode()).hexdigest()[:12]
+
+    def key(self, stage: str) -> dg.AssetKey:
+        """The asset key of a stage of this contract's lifecycle, e.g. `loan_default/features`."""
+        return dg.AssetKey([self.name, stage])
+
+    def where(self) -> str:
+        return str(self.path) if self.path else f"contract {self.name!r}"
+
+    # ---- columns ------------------------------------------------------------------------------
+    @property
+    def id_column(self) -> str:
+        return self.spec.id.column or "row_id"
+
+    @property
+    def event_time_column(self) -> str:
+        return self.spec.event_time.column or "event_time"
+
+    @property
+    def label_column(self) -> str:
+        return self.spec.label.column
+
+    @property
+    def generates_id(self) -> bool:
+        return self.spec.id.generate
+
+    @property
+    def generates_event_time(self) -> bool:
+        return self.spec.event_time.generate
+
+    @property
+    def raw_features(self) -> list[Column]:
+        return list(self.spec.features)
+
+    @property
+    def derived_features(self) -> list[Column]:
+        return list(self.spec.derived_features)
+
+    @property
+    def label(self) -> LabelEncoding:
+        negative = self.spec.label.negative
+        return LabelEncoding(
+            frozenset(self.spec.label.positive), frozenset(negative) if negative else None
+        )
+
+    @property
+    def feature_columns(self) -> list[str]:
+        """Every model input: raw features then derived ones."""
+        return [column.name for column in self.raw_features + self.derived_features]
+
+    @property
+    def numeric_features(self) -> list[str]:
+        return [c.name for c in self.raw_features + self.derived_features if _is_numeric(c)]
+
+    @property
+    def categorical_features(self) -> list[str]:
+        return [c.name for c in self.raw_features + self.derived_features if not _is_numeric(c)]
+
+    @property
+    def drift_columns(self) -> list[str]:
+        """Features compared by drift reports: all but those the contract leaves out."""
+        return [name for name in self.feature_columns if name not in self.spec.drift.exclude]
+
+    @property
+    def delivered_columns(self) -> list[str]:
+        """Columns a source delivers (the label may be missing until outcomes are known)."""
+        generated = {self.id_column} if self.generates_id else set()
+        generated |= {self.event_time_column} if self.generates_event_time else set()
+        return [name for name in self.raw_columns if name not in generated]
+
+    @property
+    def raw_columns(self) -> list[str]:
+        """Columns of the raw table, in order (generated id and event time included)."""
+        return [
+            self.id_column,
+            self.event_time_column,
+            *(column.name for column in self.raw_features),
+            self.label_column,
+        ]
+
+    @property
+    def feature_table_columns(self) -> list[str]:
+        return [self.id_column, self.event_time_column, *self.feature_columns, self.label_column]
+
+    def column(self, name: str) -> Column:
+        for column in self.raw_features + self.derived_features:
+            if column.name == name:
+                return column
+        raise KeyError(f"Column {name!r} is not a feature of contract {self.name!r}")
+
+    def empty_raw_frame(self) -> pd.DataFrame:
+        """A zero-row frame with the raw columns and their types."""
+        dtypes = {self.id_column: "object", self.event_time_column: "datetime64[ns]"}
+        dtypes |= {column.name: _pandas_dtype(column) for column in self.raw_features}
+        dtypes[self.label_column] = "Int8"
+        return pd.DataFrame({name: pd.Series(dtype=dtype) for name, dtype in dtypes.items()})
+
+    # ---- features -----------------------------------------------------------------------------
+    def build_features(self, raw: pd.DataFrame) -> pd.DataFrame:
+        """The feature table: raw columns passed through plus each derived feature, contract order."""
+        features = raw.copy()
+        for column in self.spec.derived_features:
+            function = self.derive_functions[column.name]
+            values = function(*(raw[name] for name in column.inputs))
+            features[column.name] = (
+                pd.Series(values, index=raw.index).astype(object)
+                if isinstance(column, DerivedCategoricalFeature)
+                else pd.Series(values, index=raw.index).astype(float)
+            )
+        return features[self.feature_table_columns].reset_index(drop=True)
+
+    # ---- pandera models and Dagster types -----------------------------------------------------
+    @cached_property
+    def raw_model(self) -> type[pa.DataFrameModel]:
+        """The pandera model a day's accepted rows satisfy."""
+        return self._model("Raw", self.raw_features)
+
+    @cached_property
+    def features_model(self) -> type[pa.DataFrameModel]:
+        return self._model("Features", self.raw_features + self.derived_features)
+
+    @cached_property
+    def training_model(self) -> type[pa.DataFrameModel]:
+        """Labelled feature rows, each in the train or validation split."""
+        split = pa.Field(isin=["train", "validation"], description="Time-based split")
+        return self._model(
+            "Training", self.raw_features + self.derived_features, label_nullable=False, split=split
+        )
+
+    @cached_property
+    def predictions_model(self) -> type[pa.DataFrameModel]:
+        """Batch predictions: every row of a day scored, with the version that scored it."""
+        annotations: dict[str, object] = {
+            self.id_column: Series[str],
+            self.event_time_column: Series[pd.Timestamp],
+            "score": Series[float],
+            "decision": Series[str],
+            "model_version": Series[str],
+        }
+        attributes: dict[str, object] = {
+            self.id_column: pa.Field(unique=True),
+            self.event_time_column: pa.Field(),
+            "score": pa.Field(ge=0, le=1, description="P(positive class)"),
+            "decision": pa.Field(isin=["positive", "negative"], description="score >= threshold"),
+            "model_version": pa.Field(description="Registry version that scored the row"),
+        }
+        return _dataframe_model(f"Predictions{_camel(self.name)}", annotations, attributes)
+
+    @cached_property
+    def dagster_types(self) -> dict[str, dg.DagsterType]:
+        return {
+            "raw": pandera_dagster_type(self.raw_model),
+            "features": pandera_dagster_type(self.features_model),
+            "training": pandera_dagster_type(self.training_model),
+            "predictions": pandera_dagster_type(self.predictions_model),
+        }
+
+    def column_schema(
+        self, stage: Literal["raw", "features", "training", "predictions"]
+    ) -> dg.TableSchema:
+        """The `dagster/column_schema` the UI shows for a stage, taken from its Dagster type."""
+        return self.dagster_types[stage].metadata["schema"].schema
+
+    def column_lineage(self, upstream: dg.AssetKey) -> dg.TableColumnLineage:
+        """Feature-table lineage: pass-through columns and each derived column's declared inputs."""
+        passthrough = [self.id_column, self.event_time_column, self.label_column]
+        passthrough += [column.name for column in self.raw_features]
+        deps = {
+            name: [dg.TableColumnDep(asset_key=upstream, column_name=name)] for name in passthrough
+        }
+        for column in self.spec.derived_features:
+            deps[column.name] = [
+                dg.TableColumnDep(asset_key=upstream, column_name=name) for name in column.inputs
+            ]
+        return dg.TableColumnLineage(deps_by_column=deps)
+
+    def _model(
+        self,
+        stage: str,
+        features: list[Column],
+        label_nullable: bool = True,
+        split: object | None = None,
+    ) -> type[pa.DataFrameModel]:
+        annotations: dict[str, object] = {
+            self.id_column: Series[str],
+            self.event_time_column: Series[pd.Timestamp],
+        }
+        attributes: dict[str, object] = {
+            self.id_column: pa.Field(unique=True, description=f"Unique {self.spec.entity} id"),
+            self.event_time_column: pa.Field(description="When the event happened (UTC, naive)"),
+        }
+        for column in features:
+            annotations[column.name], attributes[column.name] = _series_and_field(column)
+        annotations[self.label_column] = Series[pd.Int8Dtype]
+        attributes[self.label_column] = pa.Field(
+            isin=[0, 1],
+            nullable=label_nullable,
+            description=f"1 = {self.label.describe()}; null until known. {self.spec.label.description}",
+        )
+        if split is not None:
+            annotations[SPLIT], attributes[SPLIT] = Series[str], split
+        return _dataframe_model(f"{stage}{_camel(self.name)}", annotations, attributes)
+
+    # ---- checks across fields -----------------------------------------------------------------
+    def _check(self) -> dict[str, Callable[..., Any]]:
+        spec = self.spec
+        names = [self.id_column, self.event_time_column, self.label_column]
+        names += [column.name for column in spec.features + spec.derived_features]
+        duplicated = sorted({name for name in names if names.count(name) > 1})
+        if duplicated:
+            self._fail("features", f"columns declared twice: {duplicated}")
+        if SPLIT in names:
+            self._fail("features", f"{SPLIT!r} is reserved for the training split")
+        raw = {column.name for column in spec.features}
+        functions = {}
+        for index, column in enumerate(spec.derived_features):
+            unknown = [name for name in column.inputs if name not in raw]
+            if unknown:
+                self._fail(
+                    f"derived_features[{index}].inputs",
+                    f"{unknown} are not raw features; choose from {sorted(raw)}",
+                )
+            functions[column.name] = self._import(
+                f"derived_features[{index}].function", column.function
+            )
+        categorical = [c.name for c in spec.features + spec.derived_features if not _is_numeric(c)]
+        if spec.gates.bias is not None and spec.gates.bias.column not in categorical:
+            self._fail(
+                "gates.bias.column",
+                f"{spec.gates.bias.column!r} is not a categorical feature; choose from "
+                f"{categorical or 'none (remove gates.bias)'}",
+            )
+        features = [c.name for c in spec.features + spec.derived_features]
+        unknown = [name for name in spec.drift.exclude if name not in features]
+        if unknown:
+            self._fail("drift.exclude", f"{unknown} are not features; choose from {features}")
+        if len(spec.drift.exclude) >= len(features):
+            self._fail("drift.exclude", "leaves no feature for drift reports")
+        return functions
+
+    def _import(self, field: str, target: str) -> Callable[..., Any]:
+        module_name, _, attribute = target.partition(":")
+        try:
+            module = importlib.import_module(module_name)
+        except ImportError as error:
+            self._fail(field, f"cannot import module {module_name!r}: {error}")
+        function = getattr(module, attribute, None)
+        if not callable(function):
+            self._fail(field, f"{module_name!r} has no function {attribute!r}")
+        return function
+
+    def _fail(self, field: str, problem: str) -> None:
+        raise ContractError(f"{self.where()}: {field}: {problem}")
+
+
+def _is_numeric(column: Column) -> bool:
+    return isinstance(column, NumericFeature)
+
+
+def _pandas_dtype(column: Column) -> str:
+    if isinstance(column, NumericFeature):
+        return "int64" if column.type == "integer" else "float64"
+    return "object"
+
+
+def _series_and_field(column: Column) -> tuple[object, object]:
+    if isinstance(column, NumericFeature):
+        checks: dict[str, float] = {}
+        if column.min is not None:
+            checks["ge"] = _whole(column.min)
+        if column.max is not None:
+            checks["le"] = _whole(column.max)
+        series = Series[int] if column.type == "integer" else Series[float]
+        return series, pa.Field(nullable=column.nullable, description=column.description, **checks)
+    return Series[str], pa.Field(
+        isin=list(column.levels), nullable=column.nullable, description=column.description
+    )
+
+
+def _whole(bound: float) -> float:
+    """A bound as the user wrote it: `18`, not `18.0`, in schemas and rejection reasons."""
+    return int(bound) if float(bound).is_integer() else bound
+
+
+def _dataframe_model(
+    class_name: str, annotations: dict[str, object], attributes: dict[str, object]
+) -> type[pa.DataFrameModel]:
+    class Config:
+        title = class_name
+        strict = True
+        coerce = True
+
+    return type(
+        class_name,
+        (pa.DataFrameModel,),
+        {**attributes, "__annotations__": annotations, "Config": Config},
+    )
+
+
+@functools.cache
+def pandera_dagster_type(model: type[pa.DataFrameModel]) -> dg.DagsterType:
+    """The Dagster type of a pandera model (validated on every output, schema shown in the UI).
+
+    Cached: models shared by every contract (model cards, drift columns) get one Dagster type.
+    """
+    from dagster_pandera import pandera_schema_to_dagster_type
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", category=dg.BetaWarning)
+        return pandera_schema_to_dagster_type(model)
+
+
+def _camel(snake: str) -> str:
+    return "".join(part.capitalize() for part in snake.split("_"))
+
+
+def load_contract(
+    path: Path, environ: Mapping[str, str], overrides: Mapping[str, Any] | None = None
+) -> DataContract:
+    """Read, validate and expand one contract file; `overrides` set dotted fields (env overrides)."""
+    import yaml
+    from pydantic import ValidationError
+
+    from mlops_assets.contracts.schema import expand_variables
+
+    try:
+        text = path.read_text()
+        document = yaml.safe_load(text)
+    except (OSError, yaml.YAMLError) as error:
+        raise ContractError(f"{path}: not a readable YAML file: {error}") from None
+    if not isinstance(document, dict):
+        raise ContractError(f"{path}: expected a mapping of fields, got {type(document).__name__}")
+    document.setdefault("name", path.stem)
+    source = document.get("source")
+    if isinstance(source, dict) and isinstance(source.get("url"), str):
+        try:
+            source["url"] = expand_variables(source["url"], dict(environ))
+        except ValueError as error:
+            raise ContractError(f"{path}: source.url: {error}") from None
+        if source.get("kind") == "files" and "://" not in source["url"]:
+            source["url"] = str((path.parent / source["url"]).resolve())
+    for dotted, (value, variable) in (overrides or {}).items():
+        _set_dotted(document, dotted, value, variable)
+    try:
+        spec = ContractFile.model_validate(document)
+    except ValidationError as error:
+        raise ContractError(_describe(path, error, overrides or {})) from None
+    return DataContract(spec, path, fingerprint=text + repr(sorted((overrides or {}).items())))
+
+
+def _set_dotted(document: dict[str, Any], dotted: str, value: Any, variable: str) -> None:
+    target = document
+    *parents, leaf = dotted.split(".")
+    for part in parents:
+        child = target.get(part)
+        if child is None:
+            if part == "bias":  # an override of a bias setting needs a bias gate to change
+                return
+            child = target[part] = {}
+        target = child
+    target[leaf] = value
+
+
+def _describe(path: Path, error: Any, overrides: Mapping[str, Any]) -> str:
+    """Pydantic's errors as `file: field: problem` lines, naming the variable for env overrides."""
+    variables = {dotted: variable for dotted, (_, variable) in overrides.items()}
+    lines = []
+    for problem in error.errors():
+        location = ".".join(str(part) for part in problem["loc"] if not _is_tag(part))
+        message = problem["msg"]
+        if problem["type"] == "extra_forbidden":
+            message = "unknown field (check the spelling; docs/bring-your-own-data.md lists them)"
+        elif problem["type"] == "literal_error" and "expected" in problem.get("ctx", {}):
+            message = f"{problem['input']!r} is not allowed; expected {problem['ctx']['expected']}"
+        elif problem["type"] == "union_tag_invalid":
+            context = problem.get("ctx", {})
+            message = (
+                f"{context.get('tag')!r} is not allowed; expected {context.get('expected_tags')}"
+            )
+        source = f" (from {variables[location]})" if location in variables else ""
+        lines.append(f"{path}: {location or 'file'}: {message}{source}")
+    return "\n".join(lines)
+
+
+def _is_tag(part: Any) -> bool:
+    """Pydantic inserts the discriminator value (`number`, `files`...) into locations; drop it."""
+    return isinstance(part, str) and part in {
+        "number", "integer", "categorical", "files", "python",
+    }  # fmt: skip
+
+
+def load_contracts(
+    folder: Path, environ: Mapping[str, str], overrides: Mapping[str, Any] | None = None
+) -> list[DataContract]:
+    """Every `*.yaml` contract of a folder (or one file), validated; names and model names unique."""
+    paths = [folder] if folder.is_file() else sorted(folder.glob("*.yaml"))
+    if not paths:
+        raise ContractError(f"{folder}: no contract files (*.yaml) found; set MLOPS_CONTRACTS")
+    contracts = [load_contract(path, environ, overrides) for path in paths]
+    for attribute in ("name", "model_name"):
+        seen: dict[str, Path | None] = {}
+        for contract in contracts:
+            value = getattr(contract, attribute)
+            if value in seen:
+                raise ContractError(
+                    f"{contract.path}: {attribute.replace('_name', '.name')}: {value!r} is also "
+                    f"used by {seen[value]}; each contract needs its own"
+                )
+            seen[value] = contract.path
+    return contracts

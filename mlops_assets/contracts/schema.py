@@ -1,0 +1,292 @@
+"""What a contract file (`<name>.yaml`) may say: a typed pydantic model, checked when the code location loads.
+
+Every field a contract can set is here, with its default and allowed range; `docs/bring-your-own-data.md`
+walks through them. Cross-field rules that need the whole file (a derived feature's inputs, the bias
+column, drift exclusions) are checked in `contracts.contract.DataContract`.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+NAME_PATTERN = r"^[a-z][a-z0-9_]{0,39}$"  # used in asset keys, job, sensor and resource names
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class NumericFeature(_Strict):
+    """A number (`number`) or a whole number (`integer`), optionally bounded."""
+
+    name: str
+    type: Literal["number", "integer"]
+    description: str = ""
+    min: float | None = None
+    max: float | None = None
+    nullable: bool = False
+
+    @model_validator(mode="after")
+    def _range(self) -> NumericFeature:
+        if self.min is not None and self.max is not None and self.min > self.max:
+            raise ValueError(f"min {self.min} is above max {self.max}")
+        return self
+
+
+class CategoricalFeature(_Strict):
+    """A text column with a closed set of levels; other values are quarantined."""
+
+    name: str
+    type: Literal["categorical"]
+    levels: list[str] = Field(min_length=1)
+    description: str = ""
+    nullable: bool = False
+
+    @field_validator("levels", mode="before")
+    @classmethod
+    def _as_text(cls, levels: Any) -> Any:
+        return [str(level) for level in levels] if isinstance(levels, list) else levels
+
+    @field_validator("levels")
+    @classmethod
+    def _distinct(cls, levels: list[str]) -> list[str]:
+        if len(set(levels)) != len(levels):
+            raise ValueError(f"levels repeat: {levels}")
+        return levels
+
+
+class _Derived(_Strict):
+    function: str = Field(pattern=r"^[\w.]+:\w+$", description="module:function")
+    inputs: list[str] = Field(min_length=1, description="Raw feature columns the function reads")
+
+
+class DerivedNumericFeature(NumericFeature, _Derived):
+    """A number computed by `function(*inputs)` from raw features."""
+
+
+class DerivedCategoricalFeature(CategoricalFeature, _Derived):
+    """A category computed by `function(*inputs)` from raw features."""
+
+
+Feature = Annotated[NumericFeature | CategoricalFeature, Field(discriminator="type")]
+DerivedFeature = Annotated[
+    DerivedNumericFeature | DerivedCategoricalFeature, Field(discriminator="type")
+]
+
+
+class GeneratedColumn(_Strict):
+    """A delivered column (`column: name`), or one the platform makes (`generate: true`)."""
+
+    column: str | None = None
+    generate: bool = False
+
+    @model_validator(mode="after")
+    def _one_way(self) -> GeneratedColumn:
+        if not self.generate and not self.column:
+            raise ValueError("name the delivered `column`, or set `generate: true`")
+        return self
+
+
+class Label(_Strict):
+    """The label column and which delivered values mean the positive (and negative) class."""
+
+    column: str
+    positive: list[str] = Field(min_length=1)
+    negative: list[str] | None = Field(
+        default=None, description="Omitted: every other non-missing value is negative"
+    )
+    description: str = ""
+
+    @field_validator("positive", "negative", mode="before")
+    @classmethod
+    def _as_text(cls, values: Any) -> Any:
+        if isinstance(values, (str, int, float, bool)):
+            values = [values]
+        return [_text(value) for value in values] if isinstance(values, list) else values
+
+    @model_validator(mode="after")
+    def _disjoint(self) -> Label:
+        both = set(self.positive) & set(self.negative or [])
+        if both:
+            raise ValueError(f"values {sorted(both)} are both positive and negative")
+        return self
+
+
+def _text(value: Any) -> str:
+    """A label value as the text a CSV would deliver (`1`, not `1.0`; `true` for YAML booleans)."""
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
+
+
+class HistGradientBoostingParams(_Strict):
+    learning_rate: float = Field(default=0.1, gt=0, le=1)
+    max_iter: int = Field(default=100, ge=1, le=10_000)
+    max_depth: int | None = Field(default=None, ge=1)
+    max_leaf_nodes: int | None = Field(default=31, ge=2)
+    min_samples_leaf: int = Field(default=20, ge=1)
+    l2_regularization: float = Field(default=0.0, ge=0)
+    class_weight: Literal["balanced"] | None = None
+    random_state: int = 7
+
+
+class LogisticRegressionParams(_Strict):
+    C: float = Field(default=1.0, gt=0)
+    max_iter: int = Field(default=1000, ge=1)
+    class_weight: Literal["balanced"] | None = None
+    random_state: int = 7
+
+
+class RandomForestParams(_Strict):
+    n_estimators: int = Field(default=200, ge=1, le=5_000)
+    max_depth: int | None = Field(default=None, ge=1)
+    min_samples_leaf: int = Field(default=1, ge=1)
+    class_weight: Literal["balanced", "balanced_subsample"] | None = None
+    random_state: int = 7
+
+
+ESTIMATOR_PARAMS: dict[str, type[_Strict]] = {
+    "hist_gradient_boosting": HistGradientBoostingParams,
+    "logistic_regression": LogisticRegressionParams,
+    "random_forest": RandomForestParams,
+}
+
+
+class ModelSettings(_Strict):
+    """The registered model: its name, MLflow experiment, estimator and decision threshold."""
+
+    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
+    experiment: str | None = Field(default=None, description="Default: the model name")
+    estimator: Literal["hist_gradient_boosting", "logistic_regression", "random_forest"] = (
+        "hist_gradient_boosting"
+    )
+    params: dict[str, Any] = Field(default_factory=dict)
+    decision_threshold: float = Field(
+        default=0.5, gt=0, lt=1, description="Score at or above which a row is flagged positive"
+    )
+
+    @model_validator(mode="after")
+    def _params(self) -> ModelSettings:
+        allowed = ESTIMATOR_PARAMS[self.estimator]
+        try:
+            allowed.model_validate(self.params)
+        except ValidationError as error:
+            problems = "; ".join(
+                f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in error.errors()
+            )
+            raise ValueError(
+                f"params of {self.estimator}: {problems} (allowed: {', '.join(allowed.model_fields)})"
+            ) from None
+        return self
+
+    @property
+    def typed_params(self) -> dict[str, Any]:
+        """Every estimator parameter, the contract's values over the documented defaults."""
+        return ESTIMATOR_PARAMS[self.estimator].model_validate(self.params).model_dump()
+
+    @property
+    def experiment_name(self) -> str:
+        return self.experiment or self.name
+
+
+class TrainingSettings(_Strict):
+    window_days: int = Field(default=30, ge=1, le=3_650)
+    validation_fraction: float = Field(default=0.2, gt=0, lt=1)
+    min_labelled_rows: int = Field(default=500, ge=2)
+
+
+class BiasGate(_Strict):
+    column: str
+    metric: Literal["recall", "approval_rate"] = "recall"
+    max_gap: float = Field(default=0.25, ge=0, le=1)
+    min_group_rows: int = Field(default=50, ge=1)
+
+
+class GateSettings(_Strict):
+    min_roc_auc: float = Field(default=0.7, ge=0, le=1)
+    min_absolute_change: float | None = Field(default=-0.01, ge=-1, le=1)
+    min_relative_change: float | None = Field(default=None, ge=-1, le=10)
+    bias: BiasGate | None = None
+
+
+class DriftSettings(_Strict):
+    threshold: float = Field(default=0.2, gt=0, lt=1)
+    exclude: list[str] = Field(default_factory=list, description="Features left out of drift")
+    consecutive: int = Field(default=1, ge=1, le=365)
+    cooldown_hours: float = Field(default=0.0, ge=0, le=24 * 365)
+
+
+class IngestionSettings(_Strict):
+    min_rows: int = Field(default=1, ge=0)
+    max_rejected_share: float = Field(default=0.05, ge=0, le=1)
+
+
+class FilesSource(_Strict):
+    """`<url>/<YYYY-MM-DD>.<format>` per day; `${VAR}` and `${VAR:-default}` expand from the environment."""
+
+    kind: Literal["files"]
+    url: str
+    format: Literal["csv", "parquet"] = "csv"
+    storage_options: dict[str, str] = Field(default_factory=dict)
+
+
+class PythonSource(_Strict):
+    """A `DataSource` subclass of your own (`module:Class`), with its configuration."""
+
+    kind: Literal["python"]
+    resource: str = Field(pattern=r"^[\w.]+:\w+$")
+    config: dict[str, Any] = Field(default_factory=dict)
+
+
+Source = Annotated[FilesSource | PythonSource, Field(discriminator="kind")]
+
+
+class ContractFile(_Strict):
+    """One dataset and its model: everything the lifecycle of that model needs to know."""
+
+    name: str = Field(pattern=NAME_PATTERN)
+    description: str = ""
+    entity: str = Field(default="row", description="What one row is, for descriptions")
+    id: GeneratedColumn
+    event_time: GeneratedColumn
+    label: Label
+    features: list[Feature] = Field(min_length=1)
+    derived_features: list[DerivedFeature] = Field(default_factory=list)
+    model: ModelSettings
+    training: TrainingSettings = TrainingSettings()
+    gates: GateSettings = GateSettings()
+    drift: DriftSettings = DriftSettings()
+    ingestion: IngestionSettings = IngestionSettings()
+    source: Source
+
+
+def expand_variables(text: str, environ: dict[str, str]) -> str:
+    """`${VAR}` / `${VAR:-default}` from `environ`, innermost first, so a default may hold `${VAR}`.
+
+    An unset variable without a default is an error.
+    """
+
+    def replace(match: re.Match[str]) -> str:
+        name, default = match.group(1), match.group(3)
+        if name in environ and environ[name] != "":
+            return environ[name]
+        if default is not None:
+            return default
+        raise ValueError(f"environment variable {name} is not set (and ${{{name}}} has no default)")
+
+    pattern = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(:-([^{}]*))?\}")
+    while pattern.search(text):
+        text = pattern.sub(replace, text)
+    return text

@@ -1,0 +1,103 @@
+"""Names shared across stages: asset stages, jobs and sensors per contract, and retry policies.
+
+A contract's assets live under its own key prefix (`loan_default/features`); its jobs and sensor
+carry its name (`loan_default_daily_lifecycle`), so several contracts share one code location.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import dagster as dg
+
+# Asset stages: the last part of each asset key.
+RAW = "raw"
+REJECTED = "rejected"
+FEATURES = "features"
+TRAINING_SET = "training_set"
+TRAINED_MODEL = "trained_model"
+REGISTERED_MODEL_VERSION = "registered_model_version"
+DRIFT_REPORT = "drift_report"
+BATCH_PREDICTIONS = "batch_predictions"
+MODEL_PERFORMANCE = "model_performance"
+STAGES = {
+    RAW: "ingestion",
+    REJECTED: "ingestion",
+    FEATURES: "features",
+    TRAINING_SET: "training",
+    TRAINED_MODEL: "training",
+    REGISTERED_MODEL_VERSION: "registry",
+    DRIFT_REPORT: "monitoring",
+    BATCH_PREDICTIONS: "serving",
+    MODEL_PERFORMANCE: "serving",
+}
+
+# Run tags the retraining sensor sets and the registry reads.
+TRIGGER_TAG = "mlops/trigger"
+CONTRACT_TAG = "mlops/contract"
+
+
+def op_name(key: dg.AssetKey) -> str:
+    """The op (step) behind a single asset: its key joined by `__` (run config is keyed by it)."""
+    return "__".join(key.path)
+
+
+def ingestion_job(contract: str) -> str:
+    return f"{contract}_ingest"
+
+
+def daily_job(contract: str) -> str:
+    return f"{contract}_daily_lifecycle"
+
+
+def training_job(contract: str) -> str:
+    return f"{contract}_train_and_register"
+
+
+def rollback_job(contract: str) -> str:
+    return f"{contract}_rollback_champion"
+
+
+def retraining_sensor(contract: str) -> str:
+    return f"{contract}_drift_retraining_sensor"
+
+
+# Steps that talk to MLflow retry what can heal (a tracking server restarting): ~30 s in all.
+# Everything else fails at once through `retry_only_transient`.
+MLFLOW_RETRY_POLICY = dg.RetryPolicy(max_retries=4, delay=2, backoff=dg.Backoff.EXPONENTIAL)
+
+
+def is_transient(error: BaseException) -> bool:
+    """Whether retrying can help: the tracking server unreachable, a 5xx, a locked SQLite store."""
+    from mlops_assets.registry.mlflow import MlflowUnavailableError
+
+    if isinstance(error, (MlflowUnavailableError, ConnectionError, TimeoutError)):
+        return True
+    name = type(error).__name__
+    if name in ("ConnectionError", "ReadTimeout", "ConnectTimeout", "MaxRetryError"):
+        return True  # requests / urllib3, without importing them
+    if name == "OperationalError" and "locked" in str(error):
+        return True
+    if name == "RestException":  # the tracking server answered: only a 5xx can heal
+        return error.get_http_status_code() >= 500  # type: ignore[attr-defined]
+    if name == "MlflowException":  # MLflow wraps connection failures of its HTTP client
+        return getattr(error, "error_code", "") == "TEMPORARILY_UNAVAILABLE" or (
+            "API request to" in str(error) and "failed with exception" in str(error)
+        )
+    return False
+
+
+@contextmanager
+def retry_only_transient() -> Iterator[None]:
+    """Let the step's retry policy see only errors that can heal; fail the rest at once."""
+    try:
+        yield
+    except dg.Failure:
+        raise
+    except Exception as error:
+        if is_transient(error):
+            raise
+        raise dg.Failure(
+            description=f"{type(error).__name__}: {error}", allow_retries=False
+        ) from error

@@ -1,0 +1,3 @@
+from mlops_assets.serving.online import main
+
+main()

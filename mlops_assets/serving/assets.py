@@ -1,0 +1,187 @@
+"""A contract's `batch_predictions` and `model_performance`: what the champion served, and how well."""
+
+from typing import Any
+
+import dagster as dg
+import pandas as pd
+import pandera.pandas as pa
+from pandera.typing import Series
+
+from mlops_assets.contracts import DataContract, pandera_dagster_type
+from mlops_assets.deployment import k8s_op_tags
+from mlops_assets.keys import (
+    BATCH_PREDICTIONS,
+    FEATURES,
+    MLFLOW_RETRY_POLICY,
+    MODEL_PERFORMANCE,
+    retry_only_transient,
+)
+from mlops_assets.monitoring.assets import champion_dependency, champion_or_fail
+from mlops_assets.monitoring.metrics import (
+    PrometheusMetrics,
+    performance_metrics,
+    prediction_metrics,
+)
+from mlops_assets.registry.mlflow import MlflowRegistry
+from mlops_assets.training.model import classification_metrics, positive_probability
+
+
+class ModelPerformance(pa.DataFrameModel):
+    model_version: Series[str]
+    scored_rows: Series[int] = pa.Field(ge=0)
+    labelled_rows: Series[int] = pa.Field(ge=0)
+    roc_auc: Series[float] = pa.Field(nullable=True)
+    pr_auc: Series[float] = pa.Field(nullable=True)
+    brier: Series[float] = pa.Field(nullable=True)
+    log_loss: Series[float] = pa.Field(nullable=True)
+    positive_rate: Series[float] = pa.Field(nullable=True)
+
+    class Config:
+        title = "ModelPerformance"
+        strict = True
+        coerce = True
+
+
+def build_serving_assets(
+    contract: DataContract, partitions_def: dg.PartitionsDefinition
+) -> list[dg.AssetsDefinition]:
+    threshold = contract.spec.model.decision_threshold
+
+    @dg.asset(
+        key=contract.key(BATCH_PREDICTIONS),
+        partitions_def=partitions_def,
+        dagster_type=contract.dagster_types["predictions"],
+        ins={"features": dg.AssetIn(contract.key(FEATURES))},
+        deps=[champion_dependency(contract)],
+        retry_policy=MLFLOW_RETRY_POLICY,
+        kinds={"sklearn", "mlflow", "pandas"},
+        code_version=contract.version,
+        op_tags=k8s_op_tags("serving"),
+        metadata={"dagster/column_schema": contract.column_schema("predictions")},
+        description=f"Every {contract.spec.entity} of the day scored by the current champion, "
+        f"with the version that scored it; `positive` when the score is >= {threshold}.",
+    )
+    def batch_predictions(
+        context: dg.AssetExecutionContext,
+        features: pd.DataFrame,
+        mlflow: MlflowRegistry,
+        metrics: PrometheusMetrics,
+    ) -> dg.Output[pd.DataFrame]:
+        registered = mlflow.model(contract.model_name)
+        with retry_only_transient():
+            champion, model = champion_or_fail(registered.load_champion)
+        predictions, summary = score(contract, model, features, str(champion.version))
+        exported = metrics.export(
+            contract.model_name,
+            "batch_predictions",
+            prediction_metrics(
+                context.partition_key,
+                str(champion.version),
+                len(predictions),
+                summary["mean_score"],
+                summary["positive_rate"],
+            ),
+            context.log,
+        )
+        return dg.Output(
+            predictions,
+            metadata={
+                "model_version": str(champion.version),
+                "dagster/row_count": len(predictions),
+                **summary,
+                "decision_threshold": threshold,
+                "prometheus_metrics": exported,
+            },
+        )
+
+    @dg.asset(
+        key=contract.key(MODEL_PERFORMANCE),
+        partitions_def=partitions_def,
+        dagster_type=pandera_dagster_type(ModelPerformance),
+        ins={
+            "batch_predictions": dg.AssetIn(contract.key(BATCH_PREDICTIONS)),
+            "features": dg.AssetIn(contract.key(FEATURES)),
+        },
+        kinds={"pandas"},
+        op_tags=k8s_op_tags("serving"),
+        description="How well what was served did, once labels arrive; re-materialize when "
+        "late labels arrive.",
+    )
+    def model_performance(
+        context: dg.AssetExecutionContext,
+        batch_predictions: pd.DataFrame,
+        features: pd.DataFrame,
+        metrics: PrometheusMetrics,
+    ) -> dg.Output[pd.DataFrame]:
+        row = served_performance(contract, batch_predictions, features)
+        exported = metrics.export(
+            contract.model_name,
+            "model_performance",
+            performance_metrics(row["model_version"], row["labelled_rows"], row["roc_auc"]),
+            context.log,
+        )
+        return dg.Output(
+            pd.DataFrame([row]),
+            metadata={
+                "status": "labels available"
+                if row["labelled_rows"]
+                else "labels not yet available: re-materialize later",
+                "prometheus_metrics": exported,
+                "model_version": row["model_version"],
+                "labelled_rows": row["labelled_rows"],
+                **{
+                    name: dg.MetadataValue.float(float(row[name]))
+                    for name in ("roc_auc", "pr_auc", "brier")
+                },
+            },
+        )
+
+    return [batch_predictions, model_performance]
+
+
+def score(
+    contract: DataContract, model: Any, features: pd.DataFrame, version: str
+) -> tuple[pd.DataFrame, dict[str, float]]:
+    """A day's rows scored by `model`: id, event time, score, decision, version; and a summary."""
+    probability = positive_probability(model, features, contract)
+    flagged = probability >= contract.spec.model.decision_threshold
+    predictions = pd.DataFrame(
+        {
+            contract.id_column: features[contract.id_column].to_numpy(),
+            contract.event_time_column: features[contract.event_time_column].to_numpy(),
+            "score": probability,
+            "decision": pd.Series(flagged).map({True: "positive", False: "negative"}).to_numpy(),
+            "model_version": version,
+        }
+    )
+    summary = {
+        "mean_score": float(probability.mean()) if len(probability) else float("nan"),
+        "positive_rate": float(flagged.mean()) if len(flagged) else float("nan"),
+    }
+    return predictions, summary
+
+
+def served_performance(
+    contract: DataContract, predictions: pd.DataFrame, features: pd.DataFrame
+) -> dict[str, Any]:
+    """Metrics of the served scores on the rows whose labels are known now."""
+    label = contract.label_column
+    joined = predictions.merge(
+        features[[contract.id_column, label]], on=contract.id_column, how="left"
+    )
+    labelled = joined[joined[label].notna()]
+    versions = ", ".join(sorted(predictions["model_version"].unique())) or "none"
+    scores = (
+        classification_metrics(labelled[label].astype(int).to_numpy(), labelled["score"].to_numpy())
+        if len(labelled)
+        else dict.fromkeys(
+            ("roc_auc", "pr_auc", "brier", "log_loss", "positive_rate"), float("nan")
+        )
+    )
+    return {
+        "model_version": versions,
+        "scored_rows": len(joined),
+        "labelled_rows": len(labelled),
+        **{name: scores[name] for name in ("roc_auc", "pr_auc", "brier", "log_loss")},
+        "positive_rate": scores["positive_rate"],
+    }
