@@ -13,10 +13,10 @@ import uuid
 from typing import TYPE_CHECKING, Any
 
 import dagster as dg
-import pandas as pd
 from pydantic import Field
 
 if TYPE_CHECKING:
+    import pandas as pd
     from upath import UPath
 
 
@@ -24,6 +24,8 @@ class _ParquetUPathIOManager(dg.UPathIOManager):
     extension = ".parquet"
 
     def dump_to_path(self, context: dg.OutputContext, obj: pd.DataFrame, path: UPath) -> None:
+        import pandas as pd
+
         if not isinstance(obj, pd.DataFrame):
             raise TypeError(
                 f"ParquetIOManager stores pandas DataFrames; {context.asset_key.to_user_string()} "
@@ -34,6 +36,8 @@ class _ParquetUPathIOManager(dg.UPathIOManager):
         write_atomically(path, buffer.getvalue())
 
     def load_from_path(self, context: dg.InputContext, path: UPath) -> pd.DataFrame:
+        import pandas as pd
+
         with path.open("rb") as file:
             return pd.read_parquet(file)
 
@@ -65,6 +69,7 @@ def read_partition(
     base_path: str, key: dg.AssetKey, partition: str, storage_options: dict[str, Any] | None = None
 ) -> pd.DataFrame:
     """One stored partition, read directly (no Dagster context, so no step logging)."""
+    import pandas as pd
     from upath import UPath
 
     path = UPath(base_path, **(storage_options or {})).joinpath(*key.path, f"{partition}.parquet")

@@ -289,3 +289,52 @@ def test_no_module_outside_a_contract_names_a_dataset_column():
         if named:
             offenders[str(path.relative_to(package))] = sorted(named)
     assert offenders == {}
+
+
+def _frames_of_every_table():
+    from mlops_assets.monitoring.assets import DRIFT_COLUMNS
+    from mlops_assets.registry.assets import REGISTERED_MODEL_VERSION_CARD
+    from mlops_assets.serving.assets import MODEL_PERFORMANCE_CARD
+    from mlops_assets.training.assets import TRAINED_MODEL_CARD
+
+    frames = [
+        TRAINED_MODEL_CARD,
+        REGISTERED_MODEL_VERSION_CARD,
+        DRIFT_COLUMNS,
+        MODEL_PERFORMANCE_CARD,
+    ]
+    for contract in load_contracts(EXAMPLES_DIR, ENV):
+        frames += list(contract.frames.values())
+    return frames
+
+
+@pytest.mark.parametrize("frame", _frames_of_every_table(), ids=lambda frame: frame.title)
+def test_the_schema_shown_at_load_is_what_dagster_pandera_derives_from_the_pandera_model(frame):
+    """Types are built without pandera at load; the UI must still show pandera's own schema."""
+    from dagster_pandera import pandera_schema_to_dagster_type
+
+    model = frame.pandera_model()
+    assert list(model.to_schema().columns) == frame.column_names
+    expected = pandera_schema_to_dagster_type(model)
+    assert frame.dagster_type().metadata["schema"].schema == expected.metadata["schema"].schema
+    assert frame.dagster_type().unique_name == expected.unique_name
+
+
+def test_loading_the_code_location_imports_no_dataframe_library(tmp_path):
+    """Every run worker, step process and sensor tick loads it: pandas and pandera come later."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; import mlops_assets.definitions as d; d.build_definitions(); "
+        "print(sorted(m for m in ('pandas', 'numpy', 'pandera', 'sklearn', 'mlflow', 'evidently') "
+        "if m in sys.modules))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code],
+        env={"PATH": "/usr/bin:/bin", "MLOPS_HOME": str(tmp_path)},
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert result.stdout.strip() == "[]"

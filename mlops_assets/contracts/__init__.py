@@ -6,14 +6,15 @@ from mlops_assets.contracts.contract import (
     DataContract,
     load_contract,
     load_contracts,
-    pandera_dagster_type,
 )
+from mlops_assets.contracts.frames import ColumnSpec, FrameSpec
 
 __all__ = [
     "SPLIT",
+    "ColumnSpec",
     "ContractError",
     "DataContract",
+    "FrameSpec",
     "load_contract",
     "load_contracts",
-    "pandera_dagster_type",
 ]

@@ -8,28 +8,34 @@ its feature module names a dataset column.
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import importlib
-import warnings
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import dagster as dg
-import numpy as np
-import pandas as pd
-import pandera.pandas as pa
-from pandera.typing import Series
 
+from mlops_assets.contracts.frames import (
+    FLOAT,
+    INT,
+    LABEL,
+    TEXT,
+    TIMESTAMP,
+    ColumnSpec,
+    FrameSpec,
+)
 from mlops_assets.contracts.schema import (
     CategoricalFeature,
     ContractFile,
     DerivedCategoricalFeature,
     NumericFeature,
 )
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 Column = NumericFeature | CategoricalFeature
 SPLIT = "split"  # column the training set adds: "train" or "validation"
@@ -48,6 +54,8 @@ class LabelEncoding:
 
     def encode(self, values: pd.Series) -> tuple[pd.Series, pd.Series]:
         """(labels as nullable Int8, mask of delivered values that are neither class)."""
+        import pandas as pd
+
         delivered = values.notna() & (values.astype("string").str.strip() != "")
         text = values.map(_label_text, na_action="ignore")
         positive = text.isin(self.positive)
@@ -66,9 +74,10 @@ class LabelEncoding:
 
 def _label_text(value: Any) -> str:
     """A delivered label value as text; whole floats lose their `.0` so `1.0` matches `1`."""
-    if isinstance(value, (bool, np.bool_)):
-        return str(bool(value)).lower()
-    if isinstance(value, (int, float, np.integer, np.floating)) and float(value).is_integer():
+    value = value.item() if hasattr(value, "item") else value  # numpy scalars to Python
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, (int, float)) and float(value).is_integer():
         return str(int(value))
     text = str(value).strip()
     try:
@@ -191,6 +200,8 @@ class DataContract:
 
     def empty_raw_frame(self) -> pd.DataFrame:
         """A zero-row frame with the raw columns and their types."""
+        import pandas as pd
+
         dtypes = {self.id_column: "object", self.event_time_column: "datetime64[ns]"}
         dtypes |= {column.name: _pandas_dtype(column) for column in self.raw_features}
         dtypes[self.label_column] = "Int8"
@@ -199,6 +210,8 @@ class DataContract:
     # ---- features -----------------------------------------------------------------------------
     def build_features(self, raw: pd.DataFrame) -> pd.DataFrame:
         """The feature table: raw columns passed through plus each derived feature, contract order."""
+        import pandas as pd
+
         features = raw.copy()
         for column in self.spec.derived_features:
             function = self.derive_functions[column.name]
@@ -210,57 +223,52 @@ class DataContract:
             )
         return features[self.feature_table_columns].reset_index(drop=True)
 
-    # ---- pandera models and Dagster types -----------------------------------------------------
+    # ---- table specs: pandera models and Dagster types -------------------------------------
     @cached_property
-    def raw_model(self) -> type[pa.DataFrameModel]:
-        """The pandera model a day's accepted rows satisfy."""
-        return self._model("Raw", self.raw_features)
-
-    @cached_property
-    def features_model(self) -> type[pa.DataFrameModel]:
-        return self._model("Features", self.raw_features + self.derived_features)
-
-    @cached_property
-    def training_model(self) -> type[pa.DataFrameModel]:
-        """Labelled feature rows, each in the train or validation split."""
-        split = pa.Field(isin=["train", "validation"], description="Time-based split")
-        return self._model(
-            "Training", self.raw_features + self.derived_features, label_nullable=False, split=split
+    def frames(self) -> dict[str, FrameSpec]:
+        """Every table the lifecycle writes that the contract shapes, by stage."""
+        camel = _camel(self.name)
+        everything = self.raw_features + self.derived_features
+        split = ColumnSpec(SPLIT, TEXT, "Time-based split", isin=("train", "validation"))
+        predictions = (
+            ColumnSpec(self.id_column, TEXT, unique=True),
+            ColumnSpec(self.event_time_column, TIMESTAMP),
+            ColumnSpec("score", FLOAT, "P(positive class)", ge=0, le=1),
+            ColumnSpec("decision", TEXT, "score >= threshold", isin=("positive", "negative")),
+            ColumnSpec("model_version", TEXT, "Registry version that scored the row"),
         )
+        return {
+            "raw": FrameSpec(f"Raw{camel}", self._columns(self.raw_features)),
+            "features": FrameSpec(f"Features{camel}", self._columns(everything)),
+            "training": FrameSpec(
+                f"Training{camel}", (*self._columns(everything, label_nullable=False), split)
+            ),
+            "predictions": FrameSpec(f"Predictions{camel}", predictions),
+        }
 
-    @cached_property
-    def predictions_model(self) -> type[pa.DataFrameModel]:
-        """Batch predictions: every row of a day scored, with the version that scored it."""
-        annotations: dict[str, object] = {
-            self.id_column: Series[str],
-            self.event_time_column: Series[pd.Timestamp],
-            "score": Series[float],
-            "decision": Series[str],
-            "model_version": Series[str],
-        }
-        attributes: dict[str, object] = {
-            self.id_column: pa.Field(unique=True),
-            self.event_time_column: pa.Field(),
-            "score": pa.Field(ge=0, le=1, description="P(positive class)"),
-            "decision": pa.Field(isin=["positive", "negative"], description="score >= threshold"),
-            "model_version": pa.Field(description="Registry version that scored the row"),
-        }
-        return _dataframe_model(f"Predictions{_camel(self.name)}", annotations, attributes)
+    @property
+    def raw_model(self) -> type:
+        """The pandera model a day's accepted rows satisfy (built on first use)."""
+        return self.frames["raw"].pandera_model()
+
+    @property
+    def features_model(self) -> type:
+        return self.frames["features"].pandera_model()
+
+    @property
+    def training_model(self) -> type:
+        """Labelled feature rows, each in the train or validation split."""
+        return self.frames["training"].pandera_model()
 
     @cached_property
     def dagster_types(self) -> dict[str, dg.DagsterType]:
-        return {
-            "raw": pandera_dagster_type(self.raw_model),
-            "features": pandera_dagster_type(self.features_model),
-            "training": pandera_dagster_type(self.training_model),
-            "predictions": pandera_dagster_type(self.predictions_model),
-        }
+        return {stage: frame.dagster_type() for stage, frame in self.frames.items()}
 
     def column_schema(
         self, stage: Literal["raw", "features", "training", "predictions"]
     ) -> dg.TableSchema:
-        """The `dagster/column_schema` the UI shows for a stage, taken from its Dagster type."""
-        return self.dagster_types[stage].metadata["schema"].schema
+        """The `dagster/column_schema` the UI shows for a stage."""
+        return self.frames[stage].table_schema()
 
     def column_lineage(self, upstream: dg.AssetKey) -> dg.TableColumnLineage:
         """Feature-table lineage: pass-through columns and each derived column's declared inputs."""
@@ -275,32 +283,21 @@ class DataContract:
             ]
         return dg.TableColumnLineage(deps_by_column=deps)
 
-    def _model(
-        self,
-        stage: str,
-        features: list[Column],
-        label_nullable: bool = True,
-        split: object | None = None,
-    ) -> type[pa.DataFrameModel]:
-        annotations: dict[str, object] = {
-            self.id_column: Series[str],
-            self.event_time_column: Series[pd.Timestamp],
-        }
-        attributes: dict[str, object] = {
-            self.id_column: pa.Field(unique=True, description=f"Unique {self.spec.entity} id"),
-            self.event_time_column: pa.Field(description="When the event happened (UTC, naive)"),
-        }
-        for column in features:
-            annotations[column.name], attributes[column.name] = _series_and_field(column)
-        annotations[self.label_column] = Series[pd.Int8Dtype]
-        attributes[self.label_column] = pa.Field(
-            isin=[0, 1],
-            nullable=label_nullable,
-            description=f"1 = {self.label.describe()}; null until known. {self.spec.label.description}",
+    def _columns(
+        self, features: list[Column], label_nullable: bool = True
+    ) -> tuple[ColumnSpec, ...]:
+        return (
+            ColumnSpec(self.id_column, TEXT, f"Unique {self.spec.entity} id", unique=True),
+            ColumnSpec(self.event_time_column, TIMESTAMP, "When the event happened (UTC, naive)"),
+            *(_column_spec(column) for column in features),
+            ColumnSpec(
+                self.label_column,
+                LABEL,
+                f"1 = {self.label.describe()}; null until known. {self.spec.label.description}",
+                nullable=label_nullable,
+                isin=(0, 1),
+            ),
         )
-        if split is not None:
-            annotations[SPLIT], attributes[SPLIT] = Series[str], split
-        return _dataframe_model(f"{stage}{_camel(self.name)}", annotations, attributes)
 
     # ---- checks across fields -----------------------------------------------------------------
     def _check(self) -> dict[str, Callable[..., Any]]:
@@ -364,51 +361,24 @@ def _pandas_dtype(column: Column) -> str:
     return "object"
 
 
-def _series_and_field(column: Column) -> tuple[object, object]:
+def _column_spec(column: Column) -> ColumnSpec:
     if isinstance(column, NumericFeature):
-        checks: dict[str, float] = {}
-        if column.min is not None:
-            checks["ge"] = _whole(column.min)
-        if column.max is not None:
-            checks["le"] = _whole(column.max)
-        series = Series[int] if column.type == "integer" else Series[float]
-        return series, pa.Field(nullable=column.nullable, description=column.description, **checks)
-    return Series[str], pa.Field(
-        isin=list(column.levels), nullable=column.nullable, description=column.description
+        return ColumnSpec(
+            column.name,
+            INT if column.type == "integer" else FLOAT,
+            column.description,
+            nullable=column.nullable,
+            ge=None if column.min is None else _whole(column.min),
+            le=None if column.max is None else _whole(column.max),
+        )
+    return ColumnSpec(
+        column.name, TEXT, column.description, nullable=column.nullable, isin=tuple(column.levels)
     )
 
 
 def _whole(bound: float) -> float:
     """A bound as the user wrote it: `18`, not `18.0`, in schemas and rejection reasons."""
     return int(bound) if float(bound).is_integer() else bound
-
-
-def _dataframe_model(
-    class_name: str, annotations: dict[str, object], attributes: dict[str, object]
-) -> type[pa.DataFrameModel]:
-    class Config:
-        title = class_name
-        strict = True
-        coerce = True
-
-    return type(
-        class_name,
-        (pa.DataFrameModel,),
-        {**attributes, "__annotations__": annotations, "Config": Config},
-    )
-
-
-@functools.cache
-def pandera_dagster_type(model: type[pa.DataFrameModel]) -> dg.DagsterType:
-    """The Dagster type of a pandera model (validated on every output, schema shown in the UI).
-
-    Cached: models shared by every contract (model cards, drift columns) get one Dagster type.
-    """
-    from dagster_pandera import pandera_schema_to_dagster_type
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", category=dg.BetaWarning)
-        return pandera_schema_to_dagster_type(model)
 
 
 def _camel(snake: str) -> str:

@@ -11,13 +11,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from enum import StrEnum
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
-import pandas as pd
 from pydantic import Field
 
 from mlops_assets.ingestion.sources import DataSource, SourceDay
+
+if TYPE_CHECKING:
+    import numpy as np
+    import pandas as pd
 
 # The loan example's columns, as `loan_default.yaml` declares them (levels in the same order).
 RAW_COLUMNS = [
@@ -118,6 +120,9 @@ class SyntheticLoanGenerator:
 
     def generate(self, day: date) -> pd.DataFrame:
         """One day of applications, in the contract's raw column order, sorted by event time."""
+        import numpy as np
+        import pandas as pd
+
         rng = np.random.default_rng([self.seed, day.toordinal()])
         frame = _base_population(rng, day, int(rng.poisson(self.rows_per_day)))
         if self.scenario_active(day):
@@ -138,6 +143,9 @@ class SyntheticLoanGenerator:
 
     def true_default_probability(self, frame: pd.DataFrame) -> np.ndarray:
         """P(default) of each row under the generator's model, given the day each row was made."""
+        import numpy as np
+        import pandas as pd
+
         income = frame["annual_income"].to_numpy(float)
         loan_to_income = frame["loan_amount"].to_numpy(float) / income
         credit = frame["credit_score"].to_numpy(float)
@@ -166,12 +174,17 @@ def _choice(
     rng: np.random.Generator, levels: tuple[str, ...], probabilities: np.ndarray
 ) -> np.ndarray:
     """Vectorised categorical draw with one probability row per sample."""
+    import numpy as np
+
     cumulative = np.cumsum(probabilities, axis=-1)
     index = (rng.random((len(cumulative), 1)) > cumulative).sum(axis=1)
     return np.asarray(levels, dtype=object)[np.minimum(index, len(levels) - 1)]
 
 
 def _base_population(rng: np.random.Generator, day: date, n: int) -> pd.DataFrame:
+    import numpy as np
+    import pandas as pd
+
     age = np.clip(np.rint(18 + rng.gamma(4.0, 6.0, n)), 18, 85).astype("int64")
     employment = np.round(np.minimum(age - 18, rng.gamma(1.6, 4.0, n)), 1)
     employment[rng.random(n) < 0.03] = np.nan
@@ -231,6 +244,8 @@ def _base_population(rng: np.random.Generator, day: date, n: int) -> pd.DataFram
 def _apply_scenario(
     frame: pd.DataFrame, scenario: DriftScenario, rng: np.random.Generator
 ) -> pd.DataFrame:
+    import numpy as np
+
     frame = frame.copy()
     if scenario is DriftScenario.INCOME_DROP:
         frame["annual_income"] = np.round(np.clip(frame["annual_income"] * 0.65, 0, None), 2)

@@ -1,9 +1,9 @@
 """A contract's `features`: the pandera-typed feature table of a day, with column lineage."""
 
 import dagster as dg
-import pandas as pd
 
 from mlops_assets.contracts import DataContract
+from mlops_assets.contracts.frames import Table
 from mlops_assets.deployment import k8s_op_tags
 from mlops_assets.keys import FEATURES, RAW
 
@@ -29,7 +29,7 @@ def build_feature_assets(
         op_tags=k8s_op_tags("features"),
         description=f"Model inputs for a day: raw features plus derived ones ({derived}).",
     )
-    def features(context: dg.AssetExecutionContext, raw: pd.DataFrame) -> dg.Output[pd.DataFrame]:
+    def features(context: dg.AssetExecutionContext, raw: Table) -> dg.Output[Table]:
         table = contract.build_features(raw)
         return dg.Output(
             table,

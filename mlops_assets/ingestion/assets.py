@@ -4,10 +4,9 @@ from datetime import date
 from typing import Any
 
 import dagster as dg
-import pandas as pd
-import pandera.pandas as pa
 
 from mlops_assets.contracts import DataContract
+from mlops_assets.contracts.frames import Table
 from mlops_assets.deployment import k8s_op_tags
 from mlops_assets.ingestion.sources import SourceDataError
 from mlops_assets.ingestion.validation import (
@@ -54,9 +53,8 @@ def build_ingestion_assets(
             REJECTED: dg.AssetOut(
                 key=rejected_key,
                 dagster_type=dg.DagsterType(
-                    type_check_fn=lambda _, value: isinstance(value, pd.DataFrame),
+                    type_check_fn=_is_table,
                     name=f"Rejected{''.join(p.capitalize() for p in contract.name.split('_'))}",
-                    typing_type=pd.DataFrame,
                 ),
                 description=(
                     "Quarantine: delivered rows that violate the contract, kept as delivered (text) "
@@ -120,6 +118,12 @@ def build_ingestion_assets(
     return ingest
 
 
+def _is_table(_context: dg.TypeCheckContext, value: object) -> bool:
+    import pandas as pd
+
+    return isinstance(value, pd.DataFrame)
+
+
 def _accepted_metadata(contract: DataContract, result: ValidationResult) -> dict[str, Any]:
     accepted = result.accepted
     label = accepted[contract.label_column]
@@ -136,11 +140,13 @@ def _accepted_metadata(contract: DataContract, result: ValidationResult) -> dict
 
 
 def _checks(contract: DataContract, raw_key: dg.AssetKey, result: ValidationResult):
+    import pandera.errors
+
     config = contract.spec.ingestion
     schema_error = None
     try:
         contract.raw_model.validate(result.accepted, lazy=True)
-    except pa.errors.SchemaErrors as error:
+    except pandera.errors.SchemaErrors as error:
         schema_error = str(error)
     yield dg.AssetCheckResult(
         check_name=SCHEMA_CHECK,
@@ -168,7 +174,7 @@ def _checks(contract: DataContract, raw_key: dg.AssetKey, result: ValidationResu
     )
 
 
-def _markdown(frame: pd.DataFrame) -> str:
+def _markdown(frame: Table) -> str:
     if frame.empty:
         return "_no rejected rows_"
     header = "| " + " | ".join(frame.columns) + " |"

@@ -12,11 +12,13 @@ import io
 from abc import abstractmethod
 from dataclasses import dataclass, field
 from datetime import date
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import dagster as dg
-import pandas as pd
 from pydantic import Field
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 
 class SourceDataError(Exception):
@@ -89,6 +91,8 @@ class FileSource(DataSource):
         return SourceDay(rows=self._parse(str(path), content), lineage=lineage)
 
     def _parse(self, location: str, content: bytes) -> pd.DataFrame:
+        import pandas as pd
+
         buffer = io.BytesIO(content)
         if self.file_format == "csv":
             try:

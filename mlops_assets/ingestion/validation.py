@@ -11,14 +11,15 @@ from __future__ import annotations
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import date
+from typing import TYPE_CHECKING
 
 import dagster as dg
-import numpy as np
-import pandas as pd
-import pandera.pandas as pa
 
 from mlops_assets.contracts import DataContract
 from mlops_assets.contracts.schema import NumericFeature
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 SOURCE_ROW = "source_row"
 REJECTION_REASON = "rejection_reason"
@@ -74,6 +75,9 @@ def validate_rows(
 
     A generated id is `<day>-<row>` in delivery order; a generated event time is the day itself.
     """
+    import pandas as pd
+    import pandera.pandas as pa
+
     frame = frame.reset_index(drop=True)
     if (contract.generates_id or contract.generates_event_time) and day is None:
         raise ValueError(f"Contract {contract.name!r} generates ids or event times: pass the day")
@@ -138,6 +142,9 @@ def _coerce(
 
     Empty or blank cells count as missing, as an empty CSV cell does.
     """
+    import numpy as np
+    import pandas as pd
+
     delivered = values.notna() & (values.astype("string").str.strip() != "").fillna(False)
     if name == contract.event_time_column:
         parsed = _to_timestamp(values)
@@ -173,6 +180,8 @@ def _coerce(
 
 
 def _to_timestamp(values: pd.Series) -> pd.Series:
+    import pandas as pd
+
     if pd.api.types.is_datetime64_any_dtype(values):
         parsed = values
     else:
@@ -205,6 +214,9 @@ def _result(
     accepted: pd.DataFrame,
     ignored: list[str],
 ) -> ValidationResult:
+    import numpy as np
+    import pandas as pd
+
     rows = sorted(reasons)
     rejected = pd.DataFrame(
         {

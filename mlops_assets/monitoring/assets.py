@@ -4,15 +4,13 @@ import pickle
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import dagster as dg
-import pandas as pd
-import pandera.pandas as pa
-from pandera.typing import Series
 from pydantic import Field
 
-from mlops_assets.contracts import DataContract, pandera_dagster_type
+from mlops_assets.contracts import DataContract
+from mlops_assets.contracts.frames import BOOL, FLOAT, INT, TEXT, ColumnSpec, FrameSpec, Table
 from mlops_assets.deployment import k8s_op_tags
 from mlops_assets.io_manager import write_atomically
 from mlops_assets.keys import (
@@ -22,39 +20,35 @@ from mlops_assets.keys import (
     REGISTERED_MODEL_VERSION,
     retry_only_transient,
 )
-from mlops_assets.monitoring.drift import DriftResult, ReferenceProfile, dataset_drift
 from mlops_assets.monitoring.metrics import PrometheusMetrics, drift_metrics
 from mlops_assets.monitoring.policy import RetrainingPolicy
 from mlops_assets.registry.mlflow import MlflowRegistry, RegistryError
 
+if TYPE_CHECKING:
+    from mlops_assets.monitoring.drift import DriftResult, ReferenceProfile
+
 DRIFT_CHECK = "drift_share_within_threshold"
 
 
-class DriftColumns(pa.DataFrameModel):
-    """One row per drift column: the test Evidently would pick, its score and verdict."""
-
-    column: Series[str]
-    kind: Series[str] = pa.Field(isin=["numeric", "categorical"])
-    test: Series[str] = pa.Field(
-        description="wasserstein, jensenshannon, ks, chisquare, z or all_missing"
-    )
-    score: Series[float] = pa.Field(description="Distance, or p-value for ks/chisquare/z")
-    threshold: Series[float]
-    drifted: Series[bool]
-    reference_rows: Series[int] = pa.Field(ge=0)
-    current_rows: Series[int] = pa.Field(ge=0)
-    dropped_reference: Series[int] = pa.Field(
-        ge=0, description="Missing or infinite values dropped"
-    )
-    dropped_current: Series[int] = pa.Field(ge=0)
-    reference_version: Series[str] = pa.Field(
-        description="Champion model version whose training data is the reference"
-    )
-
-    class Config:
-        title = "DriftColumns"
-        strict = True
-        coerce = True
+DRIFT_COLUMNS = FrameSpec(
+    "DriftColumns",
+    (
+        ColumnSpec("column", TEXT),
+        ColumnSpec("kind", TEXT, isin=("numeric", "categorical")),
+        ColumnSpec("test", TEXT, "wasserstein, jensenshannon, ks, chisquare, z or all_missing"),
+        ColumnSpec("score", FLOAT, "Distance, or p-value for ks/chisquare/z"),
+        ColumnSpec("threshold", FLOAT),
+        ColumnSpec("drifted", BOOL),
+        ColumnSpec("reference_rows", INT, ge=0),
+        ColumnSpec("current_rows", INT, ge=0),
+        ColumnSpec("dropped_reference", INT, "Missing or infinite values dropped", ge=0),
+        ColumnSpec("dropped_current", INT, ge=0),
+        ColumnSpec(
+            "reference_version", TEXT, "Champion model version whose training data is the reference"
+        ),
+    ),
+    "One row per drift column: the test Evidently would pick, its score and verdict.",
+)
 
 
 class DriftReportConfig(dg.Config):
@@ -74,7 +68,7 @@ def build_drift_assets(
     @dg.asset(
         key=key,
         partitions_def=partitions_def,
-        dagster_type=pandera_dagster_type(DriftColumns),
+        dagster_type=DRIFT_COLUMNS.dagster_type(),
         ins={"features": dg.AssetIn(contract.key(FEATURES))},
         deps=[champion_dependency(contract)],
         retry_policy=MLFLOW_RETRY_POLICY,
@@ -94,10 +88,12 @@ def build_drift_assets(
     def drift_report(
         context: dg.AssetExecutionContext,
         config: DriftReportConfig,
-        features: pd.DataFrame,
+        features: Table,
         mlflow: MlflowRegistry,
         metrics: PrometheusMetrics,
     ):
+        from mlops_assets.monitoring.drift import dataset_drift
+
         registered = mlflow.model(contract.model_name)
         champion = champion_or_fail(registered.require_champion)
         version = str(champion.version)
@@ -175,10 +171,12 @@ def champion_or_fail(lookup: Callable[[], Any]) -> Any:
 
 
 def _reference_profile(
-    contract: DataContract, registry: MlflowRegistry, champion: Any, reference: pd.DataFrame
-) -> ReferenceProfile:
+    contract: DataContract, registry: MlflowRegistry, champion: Any, reference: Table
+) -> "ReferenceProfile":
     """The champion's reference summarised once per model version (sorted columns, counts), cached."""
     from upath import UPath
+
+    from mlops_assets.monitoring.drift import ReferenceProfile
 
     cached = (
         Path(registry.cache_dir)
@@ -194,7 +192,7 @@ def _reference_profile(
 
 
 def _save_evidently_html(
-    contract: DataContract, reference: pd.DataFrame, current: pd.DataFrame, max_rows: int, url: str
+    contract: DataContract, reference: Table, current: Table, max_rows: int, url: str
 ) -> tuple[str, str]:
     from upath import UPath
 
@@ -222,7 +220,7 @@ def _log_to_mlflow(
     contract: DataContract,
     registry: MlflowRegistry,
     context: dg.AssetExecutionContext,
-    result: DriftResult,
+    result: "DriftResult",
     version: str,
     report: str,
 ) -> Any:
@@ -255,7 +253,7 @@ def _as_url(location: str) -> str:
     return location if "://" in location else Path(location).resolve().as_uri()
 
 
-def _column_table(result: DriftResult) -> dg.MetadataValue:
+def _column_table(result: "DriftResult") -> dg.MetadataValue:
     return dg.MetadataValue.table(
         records=[
             dg.TableRecord(
@@ -283,7 +281,7 @@ def _column_table(result: DriftResult) -> dg.MetadataValue:
     )
 
 
-def _top_drifted(result: DriftResult) -> str:
+def _top_drifted(result: "DriftResult") -> str:
     drifted = [c for c in result.columns if c.drifted]
     if not drifted:
         return f"No drifted columns ({len(result.columns)} tested)."

@@ -4,11 +4,9 @@ every gate becomes champion."""
 from typing import Any
 
 import dagster as dg
-import pandas as pd
-import pandera.pandas as pa
-from pandera.typing import Series
 
-from mlops_assets.contracts import DataContract, pandera_dagster_type
+from mlops_assets.contracts import DataContract
+from mlops_assets.contracts.frames import BOOL, TEXT, ColumnSpec, FrameSpec, Table
 from mlops_assets.deployment import k8s_op_tags
 from mlops_assets.keys import (
     MLFLOW_RETRY_POLICY,
@@ -27,26 +25,21 @@ from mlops_assets.registry.mlflow import MlflowRegistry, RegisteredModel
 from mlops_assets.training.gates import evaluate_gates
 from mlops_assets.training.model import SPLIT, VALIDATION
 
-
-class RegisteredModelVersionCard(pa.DataFrameModel):
-    """One row: the registry version made from a trained model, and whether it became champion."""
-
-    model_name: Series[str]
-    version: Series[str] = pa.Field(description="MLflow Model Registry version")
-    run_id: Series[str]
-    model_uri: Series[str]
-    champion: Series[bool] = pa.Field(
-        description="Whether `champion` points at this version after the run"
-    )
-    previous_champion: Series[str] = pa.Field(
-        description="Version `champion` pointed at before ('none' if none)"
-    )
-    reason: Series[str] = pa.Field(description="Why the alias moved, or why it did not")
-
-    class Config:
-        title = "RegisteredModelVersionCard"
-        strict = True
-        coerce = True
+REGISTERED_MODEL_VERSION_CARD = FrameSpec(
+    "RegisteredModelVersionCard",
+    (
+        ColumnSpec("model_name", TEXT),
+        ColumnSpec("version", TEXT, "MLflow Model Registry version"),
+        ColumnSpec("run_id", TEXT),
+        ColumnSpec("model_uri", TEXT),
+        ColumnSpec("champion", BOOL, "Whether `champion` points at this version after the run"),
+        ColumnSpec(
+            "previous_champion", TEXT, "Version `champion` pointed at before ('none' if none)"
+        ),
+        ColumnSpec("reason", TEXT, "Why the alias moved, or why it did not"),
+    ),
+    "One row: the registry version made from a trained model, and whether it became champion.",
+)
 
 
 def build_registry_assets(
@@ -55,7 +48,7 @@ def build_registry_assets(
     @dg.asset(
         key=contract.key(REGISTERED_MODEL_VERSION),
         partitions_def=partitions_def,
-        dagster_type=pandera_dagster_type(RegisteredModelVersionCard),
+        dagster_type=REGISTERED_MODEL_VERSION_CARD.dagster_type(),
         ins={
             "trained_model": dg.AssetIn(contract.key(TRAINED_MODEL)),
             "training_set": dg.AssetIn(contract.key(TRAINING_SET)),
@@ -68,11 +61,13 @@ def build_registry_assets(
     )
     def registered_model_version(
         context: dg.AssetExecutionContext,
-        trained_model: pd.DataFrame,
-        training_set: pd.DataFrame,
+        trained_model: Table,
+        training_set: Table,
         mlflow: MlflowRegistry,
         metrics: PrometheusMetrics,
-    ) -> dg.Output[pd.DataFrame]:
+    ) -> dg.Output[Table]:
+        import pandas as pd
+
         with retry_only_transient():
             registered = mlflow.model(contract.model_name, contract.spec.description)
             row, results = _register(
@@ -116,8 +111,8 @@ def _register(
     contract: DataContract,
     registry: MlflowRegistry,
     registered: RegisteredModel,
-    trained_model: pd.DataFrame,
-    training_set: pd.DataFrame,
+    trained_model: Table,
+    training_set: Table,
 ) -> tuple[dict[str, Any], list[Any]]:
     """Register the trained model, gate it against the champion of now, move the alias if it passes."""
     card = trained_model.iloc[0]

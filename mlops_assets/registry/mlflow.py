@@ -24,8 +24,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import dagster as dg
-import pandas as pd
 from pydantic import Field, PrivateAttr
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 if TYPE_CHECKING:
     from mlflow.entities.model_registry import ModelVersion
@@ -135,6 +137,7 @@ class MlflowRegistry(dg.ConfigurableResource):
     def load_reference(self, run_id: str) -> pd.DataFrame:
         """The training features logged with a model's run, downloaded once per run."""
         import mlflow.artifacts
+        import pandas as pd
 
         cached = Path(self.cache_dir) / "references" / f"{run_id}.parquet"
         if not cached.exists():

@@ -3,11 +3,9 @@
 from typing import Any
 
 import dagster as dg
-import pandas as pd
-import pandera.pandas as pa
-from pandera.typing import Series
 
-from mlops_assets.contracts import DataContract, pandera_dagster_type
+from mlops_assets.contracts import DataContract
+from mlops_assets.contracts.frames import FLOAT, INT, TEXT, ColumnSpec, FrameSpec, Table
 from mlops_assets.deployment import k8s_op_tags
 from mlops_assets.keys import (
     BATCH_PREDICTIONS,
@@ -25,21 +23,19 @@ from mlops_assets.monitoring.metrics import (
 from mlops_assets.registry.mlflow import MlflowRegistry
 from mlops_assets.training.model import classification_metrics, positive_probability
 
-
-class ModelPerformance(pa.DataFrameModel):
-    model_version: Series[str]
-    scored_rows: Series[int] = pa.Field(ge=0)
-    labelled_rows: Series[int] = pa.Field(ge=0)
-    roc_auc: Series[float] = pa.Field(nullable=True)
-    pr_auc: Series[float] = pa.Field(nullable=True)
-    brier: Series[float] = pa.Field(nullable=True)
-    log_loss: Series[float] = pa.Field(nullable=True)
-    positive_rate: Series[float] = pa.Field(nullable=True)
-
-    class Config:
-        title = "ModelPerformance"
-        strict = True
-        coerce = True
+MODEL_PERFORMANCE_CARD = FrameSpec(
+    "ModelPerformance",
+    (
+        ColumnSpec("model_version", TEXT),
+        ColumnSpec("scored_rows", INT, ge=0),
+        ColumnSpec("labelled_rows", INT, ge=0),
+        *(
+            ColumnSpec(name, FLOAT, nullable=True)
+            for name in ("roc_auc", "pr_auc", "brier", "log_loss", "positive_rate")
+        ),
+    ),
+    "One row: how well the day's served scores did, on the rows labelled so far.",
+)
 
 
 def build_serving_assets(
@@ -63,10 +59,10 @@ def build_serving_assets(
     )
     def batch_predictions(
         context: dg.AssetExecutionContext,
-        features: pd.DataFrame,
+        features: Table,
         mlflow: MlflowRegistry,
         metrics: PrometheusMetrics,
-    ) -> dg.Output[pd.DataFrame]:
+    ) -> dg.Output[Table]:
         registered = mlflow.model(contract.model_name)
         with retry_only_transient():
             champion, model = champion_or_fail(registered.load_champion)
@@ -97,7 +93,7 @@ def build_serving_assets(
     @dg.asset(
         key=contract.key(MODEL_PERFORMANCE),
         partitions_def=partitions_def,
-        dagster_type=pandera_dagster_type(ModelPerformance),
+        dagster_type=MODEL_PERFORMANCE_CARD.dagster_type(),
         ins={
             "batch_predictions": dg.AssetIn(contract.key(BATCH_PREDICTIONS)),
             "features": dg.AssetIn(contract.key(FEATURES)),
@@ -109,10 +105,12 @@ def build_serving_assets(
     )
     def model_performance(
         context: dg.AssetExecutionContext,
-        batch_predictions: pd.DataFrame,
-        features: pd.DataFrame,
+        batch_predictions: Table,
+        features: Table,
         metrics: PrometheusMetrics,
-    ) -> dg.Output[pd.DataFrame]:
+    ) -> dg.Output[Table]:
+        import pandas as pd
+
         row = served_performance(contract, batch_predictions, features)
         exported = metrics.export(
             contract.model_name,
@@ -140,9 +138,11 @@ def build_serving_assets(
 
 
 def score(
-    contract: DataContract, model: Any, features: pd.DataFrame, version: str
-) -> tuple[pd.DataFrame, dict[str, float]]:
+    contract: DataContract, model: Any, features: Table, version: str
+) -> tuple[Table, dict[str, float]]:
     """A day's rows scored by `model`: id, event time, score, decision, version; and a summary."""
+    import pandas as pd
+
     probability = positive_probability(model, features, contract)
     flagged = probability >= contract.spec.model.decision_threshold
     predictions = pd.DataFrame(
@@ -162,7 +162,7 @@ def score(
 
 
 def served_performance(
-    contract: DataContract, predictions: pd.DataFrame, features: pd.DataFrame
+    contract: DataContract, predictions: Table, features: Table
 ) -> dict[str, Any]:
     """Metrics of the served scores on the rows whose labels are known now."""
     label = contract.label_column

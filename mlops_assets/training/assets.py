@@ -10,12 +10,10 @@ from pathlib import Path
 from typing import Any
 
 import dagster as dg
-import pandas as pd
-import pandera.pandas as pa
-from pandera.typing import Series
 from pydantic import Field
 
-from mlops_assets.contracts import DataContract, pandera_dagster_type
+from mlops_assets.contracts import DataContract
+from mlops_assets.contracts.frames import BOOL, FLOAT, INT, TEXT, ColumnSpec, FrameSpec, Table
 from mlops_assets.deployment import k8s_op_tags
 from mlops_assets.keys import (
     FEATURES,
@@ -53,30 +51,27 @@ class TrainingSetConfig(dg.Config):
     )
 
 
-class TrainedModelCard(pa.DataFrameModel):
-    """One row describing a trained model; the model itself lives in MLflow (`model_uri`)."""
-
-    model_uri: Series[str] = pa.Field(description="MLflow URI of the logged model")
-    model_id: Series[str] = pa.Field(description="MLflow LoggedModel id")
-    run_id: Series[str] = pa.Field(description="MLflow run that trained it")
-    experiment_id: Series[str]
-    as_of: Series[str] = pa.Field(description="Partition: the last day of the training window")
-    window_start: Series[str] = pa.Field(description="First day with training rows")
-    train_rows: Series[int] = pa.Field(ge=1)
-    validation_rows: Series[int] = pa.Field(ge=1)
-    roc_auc: Series[float] = pa.Field(ge=0, le=1, nullable=True)
-    pr_auc: Series[float] = pa.Field(ge=0, le=1, nullable=True)
-    brier: Series[float] = pa.Field(ge=0, le=1)
-    log_loss: Series[float] = pa.Field(ge=0)
-    reference_uri: Series[str] = pa.Field(
-        description="Training features drift detection compares against"
-    )
-    gates_passed: Series[bool]
-
-    class Config:
-        title = "TrainedModelCard"
-        strict = True
-        coerce = True
+# One row describing a trained model; the model itself lives in MLflow (`model_uri`).
+TRAINED_MODEL_CARD = FrameSpec(
+    "TrainedModelCard",
+    (
+        ColumnSpec("model_uri", TEXT, "MLflow URI of the logged model"),
+        ColumnSpec("model_id", TEXT, "MLflow LoggedModel id"),
+        ColumnSpec("run_id", TEXT, "MLflow run that trained it"),
+        ColumnSpec("experiment_id", TEXT),
+        ColumnSpec("as_of", TEXT, "Partition: the last day of the training window"),
+        ColumnSpec("window_start", TEXT, "First day with training rows"),
+        ColumnSpec("train_rows", INT, ge=1),
+        ColumnSpec("validation_rows", INT, ge=1),
+        ColumnSpec("roc_auc", FLOAT, nullable=True, ge=0, le=1),
+        ColumnSpec("pr_auc", FLOAT, nullable=True, ge=0, le=1),
+        ColumnSpec("brier", FLOAT, ge=0, le=1),
+        ColumnSpec("log_loss", FLOAT, ge=0),
+        ColumnSpec("reference_uri", TEXT, "Training features drift detection compares against"),
+        ColumnSpec("gates_passed", BOOL),
+    ),
+    "One row describing a trained model; the model itself lives in MLflow (`model_uri`).",
+)
 
 
 _GATE_DESCRIPTIONS = {
@@ -115,7 +110,9 @@ def build_training_assets(
     )
     def training_set(
         context: dg.AssetExecutionContext, config: TrainingSetConfig, features: Any
-    ) -> dg.Output[pd.DataFrame]:
+    ) -> dg.Output[Table]:
+        import pandas as pd
+
         frames = _frames_by_day(features, context)
         if not frames:
             raise dg.Failure(
@@ -142,7 +139,7 @@ def build_training_assets(
     @dg.asset(
         key=trained_key,
         partitions_def=partitions_def,
-        dagster_type=pandera_dagster_type(TrainedModelCard),
+        dagster_type=TRAINED_MODEL_CARD.dagster_type(),
         ins={"training_set": dg.AssetIn(contract.key(TRAINING_SET))},
         retry_policy=MLFLOW_RETRY_POLICY,
         check_specs=[
@@ -158,8 +155,10 @@ def build_training_assets(
         "logged to MLflow with its signature and the reference data drift reports compare against.",
     )
     def trained_model(
-        context: dg.AssetExecutionContext, training_set: pd.DataFrame, mlflow: MlflowRegistry
+        context: dg.AssetExecutionContext, training_set: Table, mlflow: MlflowRegistry
     ):
+        import pandas as pd
+
         with retry_only_transient():
             card, gate_results, metrics = _train_and_log(context, contract, training_set, mlflow)
         yield dg.Output(
@@ -197,15 +196,15 @@ def _window_mapping(window_days: int) -> dg.TimeWindowPartitionMapping:
         )
 
 
-def _frames_by_day(features: Any, context: dg.AssetExecutionContext) -> dict[str, pd.DataFrame]:
+def _frames_by_day(features: Any, context: dg.AssetExecutionContext) -> dict[str, Table]:
+    import pandas as pd
+
     if isinstance(features, pd.DataFrame):  # a one-day window comes back unwrapped
         return {context.partition_key: features}
     return {day: frame for day, frame in sorted((features or {}).items()) if frame is not None}
 
 
-def _training_set_problem(
-    contract: DataContract, labelled: pd.DataFrame, counts: pd.Series
-) -> str | None:
+def _training_set_problem(contract: DataContract, labelled: Table, counts: Any) -> str | None:
     min_rows = contract.spec.training.min_labelled_rows
     if len(labelled) < min_rows:
         return f"{len(labelled)} labelled rows, fewer than training.min_labelled_rows={min_rows}"
@@ -218,10 +217,10 @@ def _training_set_problem(
 
 def _training_set_metadata(
     contract: DataContract,
-    labelled: pd.DataFrame,
-    counts: pd.Series,
-    frames: dict[str, pd.DataFrame],
-    combined: pd.DataFrame,
+    labelled: Table,
+    counts: Any,
+    frames: dict[str, Table],
+    combined: Table,
     config: TrainingSetConfig,
 ) -> dict[str, Any]:
     validation_times = labelled.loc[labelled[SPLIT] == VALIDATION, contract.event_time_column]
@@ -239,7 +238,7 @@ def _training_set_metadata(
     }
 
 
-def _signature(features: pd.DataFrame, probability: Any) -> Any:
+def _signature(features: Table, probability: Any) -> Any:
     """The model signature, with integer columns declared as doubles.
 
     An integer column has no missing values in training, but a served request may omit one: as
@@ -254,7 +253,7 @@ def _signature(features: pd.DataFrame, probability: Any) -> Any:
 def _train_and_log(
     context: dg.AssetExecutionContext,
     contract: DataContract,
-    training_set: pd.DataFrame,
+    training_set: Table,
     registry: MlflowRegistry,
 ) -> tuple[dict[str, Any], list[GateResult], dict[str, float]]:
     import mlflow

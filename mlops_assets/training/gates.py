@@ -9,10 +9,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Any
-
-import numpy as np
-import pandas as pd
+from typing import TYPE_CHECKING, Any
 
 from mlops_assets.contracts import DataContract
 from mlops_assets.training.model import (
@@ -20,6 +17,10 @@ from mlops_assets.training.model import (
     features_and_label,
     positive_probability,
 )
+
+if TYPE_CHECKING:
+    import numpy as np
+    import pandas as pd
 
 QUALITY_FLOOR = "quality_floor"
 CHALLENGER_VS_CHAMPION = "challenger_not_worse_than_champion"
@@ -108,6 +109,8 @@ def group_rates(
     A row is flagged (declined, for a lender) when P(positive) >= threshold.
     Groups with fewer than `min_group_rows` rows in the metric's denominator are left out.
     """
+    import pandas as pd
+
     if metric not in BIAS_METRICS:
         raise ValueError(f"bias metric must be one of {BIAS_METRICS}, got {metric!r}")
     flagged = probability >= threshold

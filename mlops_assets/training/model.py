@@ -5,13 +5,14 @@ scikit-learn is imported inside the functions so that loading the code location 
 
 from __future__ import annotations
 
-from typing import Any
-
-import numpy as np
-import pandas as pd
+from typing import TYPE_CHECKING, Any
 
 from mlops_assets.contracts import SPLIT, DataContract
 from mlops_assets.contracts.schema import CategoricalFeature
+
+if TYPE_CHECKING:
+    import numpy as np
+    import pandas as pd
 
 __all__ = ["SPLIT", "TRAIN", "VALIDATION"]
 TRAIN = "train"
@@ -26,6 +27,9 @@ def split_by_time(
     The cut is a timestamp, so no moment's rows fall on both sides: nothing later than a validation
     row is ever trained on.
     """
+    import numpy as np
+    import pandas as pd
+
     if not 0 < validation_fraction < 1:
         raise ValueError(f"validation_fraction must be in (0, 1), got {validation_fraction}")
     labelled = features[features[contract.label_column].notna()]
@@ -105,6 +109,7 @@ def positive_probability(model: Any, frame: pd.DataFrame, contract: DataContract
 
 def classification_metrics(labels: np.ndarray, probability: np.ndarray) -> dict[str, float]:
     """ROC AUC, PR AUC, Brier score and log loss; AUCs are NaN when only one class is present."""
+    import numpy as np
     from sklearn.metrics import average_precision_score, brier_score_loss, log_loss, roc_auc_score
 
     both_classes = len(np.unique(labels)) == 2
