@@ -85,7 +85,7 @@ def test_k8s_profile_refuses_a_contract_reading_files_from_a_pods_disk(tmp_path)
     env = {**K8S_ENV, "MLOPS_HOME": str(tmp_path)}
     del env["MLOPS_VEHICLE_CRASHES_URL"]  # the crash example's default is a local folder
     with pytest.raises(
-        SettingsError, match="vehicle_crashes.yaml: source.url: .* a pod's own disk"
+        SettingsError, match=r"vehicle_crashes.yaml: source.url: .* a pod's own disk"
     ):
         build_definitions(PlatformSettings.from_env(env))
 
