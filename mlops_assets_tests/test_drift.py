@@ -1,5 +1,6 @@
 """Our drift scores against a real Evidently 0.7 DataDriftPreset run on the same data, column by column."""
 
+import json
 from datetime import date, timedelta
 
 import numpy as np
@@ -14,6 +15,10 @@ from mlops_assets.ingestion.validation import validate_rows
 from mlops_assets.monitoring.drift import (
     ALL_MISSING,
     EVIDENTLY_METHOD_NAMES,
+    JENSEN_SHANNON,
+    WASSERSTEIN,
+    NoiseFloors,
+    ReferenceProfile,
     column_drift,
     dataset_drift,
 )
@@ -66,7 +71,8 @@ def assert_matches_evidently(
         assert EVIDENTLY_METHOD_NAMES[column.test] == method, column.column
         assert column.threshold == threshold, column.column
         assert column.score == pytest.approx(score, rel=1e-9, abs=1e-12), column.column
-    assert ours.share == pytest.approx(evidently_drift_share(snapshot))
+    # Evidently's own verdicts (before noise-awareness) give Evidently's share
+    assert ours.evidently_share == pytest.approx(evidently_drift_share(snapshot))
     return {column.column: column.test for column in ours.columns}
 
 
@@ -203,3 +209,84 @@ def test_columns_left_out_of_drift_are_not_tested(tmp_path):
         name for name in contract.feature_columns if name not in ("dvcat", "deploy")
     ]
     assert_matches_evidently(pd.concat(days[:6]), days[8], contract)
+
+
+# ---- noise-aware verdicts ---------------------------------------------------------------------
+def loan_days(rows_per_day: int, scenario=DriftScenario.NONE, days=range(30, 50)):
+    """A 30-day reference and later days of the loan example at `rows_per_day`."""
+    generator = SyntheticLoanGenerator(
+        rows_per_day=rows_per_day, scenario=scenario, scenario_start=START + timedelta(days=30)
+    )
+
+    def day(offset: int) -> pd.DataFrame:
+        return LOAN.build_features(generator.generate(START + timedelta(days=offset)))
+
+    reference = pd.concat([day(offset) for offset in range(30)], ignore_index=True)
+    return ReferenceProfile.of(reference, LOAN), [day(offset) for offset in days]
+
+
+def test_at_300_rows_a_day_sampling_noise_no_longer_looks_like_drift():
+    profile, days = loan_days(300)
+    results = [dataset_drift(profile, day, LOAN) for day in days]
+    assert max(result.share for result in results) <= 0.2
+    # Evidently's fixed thresholds alone call some of these undrifted days drifted
+    assert max(result.evidently_share for result in results) > 0.2
+    held = [c for result in results for c in result.held_back_columns]
+    assert held and all(c.score < c.noise_floor and c.evidently_drifted for c in held)
+    assert all(c.test == WASSERSTEIN or c.test == JENSEN_SHANNON for c in held)
+
+
+@pytest.mark.parametrize(
+    ("scenario", "rows_per_day"),
+    [
+        (DriftScenario.INCOME_DROP, 100),
+        (DriftScenario.INCOME_DROP, 300),
+        (DriftScenario.NEW_LOAN_PURPOSE, 300),  # at 100 rows a day: 0.17-0.25, not every day
+    ],
+    ids=lambda value: getattr(value, "value", value),
+)
+def test_real_drift_is_still_detected_at_small_volumes(scenario, rows_per_day):
+    profile, days = loan_days(rows_per_day, scenario, days=range(30, 33))
+    assert all(dataset_drift(profile, day, LOAN).share > 0.2 for day in days)
+
+
+@pytest.mark.parametrize("scenario", list(DriftScenario), ids=lambda s: s.value)
+def test_at_large_volume_noise_aware_verdicts_are_evidentlys(scenario):
+    profile, days = loan_days(2000, scenario, days=range(30, 32))
+    for day in days:
+        result = dataset_drift(profile, day, LOAN)
+        assert [c.drifted for c in result.columns] == [c.evidently_drifted for c in result.columns]
+
+
+def test_the_contract_can_ask_for_evidentlys_verdicts_alone(tmp_path):
+    import yaml
+
+    document = yaml.safe_load((EXAMPLES_DIR / "loan_default.yaml").read_text())
+    document["drift"]["verdicts"] = "evidently"
+    path = tmp_path / "loan_default.yaml"
+    path.write_text(yaml.safe_dump(document))
+    plain = load_contract(path, {"MLOPS_HOME": "/tmp"})
+    profile, days = loan_days(300)
+    for day in days[:5]:
+        result = dataset_drift(profile, day, plain)
+        assert result.share == result.evidently_share
+        assert all(c.noise_floor is None for c in result.columns)
+
+
+def test_noise_floors_are_deterministic_shrink_with_size_and_survive_a_json_round_trip():
+    profile, _ = loan_days(300, days=range(30, 31))
+    noise = NoiseFloors(profile, frozenset(LOAN.numeric_features))
+    small = noise.floor("annual_income", WASSERSTEIN, 300)
+    fresh = NoiseFloors(profile, frozenset(LOAN.numeric_features))
+    assert fresh.floor("annual_income", WASSERSTEIN, 300) == small  # deterministic
+    assert noise.floor("annual_income", WASSERSTEIN, 304) == pytest.approx(
+        small * (300 / 304) ** 0.5
+    )
+    assert len(noise.floors) == 1  # one simulation per size bucket (two significant digits)
+    assert noise.floor("annual_income", WASSERSTEIN, 3000) < small
+    assert noise.floor("annual_income", WASSERSTEIN, 1_000_000) < 0.01  # far inside 0.1
+    again = NoiseFloors(
+        profile, frozenset(LOAN.numeric_features), json.loads(json.dumps(noise.floors))
+    )
+    assert again.floor("annual_income", WASSERSTEIN, 300) == small
+    assert set(again.floors) == set(noise.floors)  # nothing recomputed

@@ -68,6 +68,7 @@ def test_drift_triggers_retraining_that_promotes_a_champion_fitting_the_new_data
         assert daily.success
         drift = metadata(daily, "drift_report")
         assert drift["drift_share"] > 0.2 and drift["reference_version"] == "1"
+        assert drift["verdicts"] == "noise_aware" and "held_back_as_noise" in drift
         report = platform.load("drift_report", day)
         assert drifting_columns <= set(report.query("drifted")["column"])
         served[day] = metadata(daily, "model_performance")["roc_auc"]

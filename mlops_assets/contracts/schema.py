@@ -223,6 +223,11 @@ class GateSettings(_Strict):
 
 class DriftSettings(_Strict):
     threshold: float = Field(default=0.2, gt=0, lt=1)
+    verdicts: Literal["noise_aware", "evidently"] = Field(
+        default="noise_aware",
+        description="noise_aware: a column drifts only beyond sampling noise at the day's size; "
+        "evidently: Evidently's fixed thresholds alone",
+    )
     exclude: list[str] = Field(default_factory=list, description="Features left out of drift")
     consecutive: int = Field(default=1, ge=1, le=365)
     cooldown_hours: float = Field(default=0.0, ge=0, le=24 * 365)

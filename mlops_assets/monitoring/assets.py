@@ -38,11 +38,18 @@ DRIFT_COLUMNS = FrameSpec(
         ColumnSpec("test", TEXT, "wasserstein, jensenshannon, ks, chisquare, z or all_missing"),
         ColumnSpec("score", FLOAT, "Distance, or p-value for ks/chisquare/z"),
         ColumnSpec("threshold", FLOAT),
-        ColumnSpec("drifted", BOOL),
+        ColumnSpec("drifted", BOOL, "The verdict drift automation uses"),
         ColumnSpec("reference_rows", INT, ge=0),
         ColumnSpec("current_rows", INT, ge=0),
         ColumnSpec("dropped_reference", INT, "Missing or infinite values dropped", ge=0),
         ColumnSpec("dropped_current", INT, ge=0),
+        ColumnSpec("evidently_drifted", BOOL, "Evidently's verdict (fixed threshold alone)"),
+        ColumnSpec(
+            "noise_floor",
+            FLOAT,
+            "Score sampling alone reaches at this size (empty: not needed)",
+            nullable=True,
+        ),
         ColumnSpec(
             "reference_version", TEXT, "Champion model version whose training data is the reference"
         ),
@@ -100,7 +107,9 @@ def build_drift_assets(
         with retry_only_transient():
             reference = mlflow.load_reference(champion.run_id)
             profile = _reference_profile(contract, mlflow, champion, reference)
-            result = dataset_drift(profile, features, contract)
+            noise = _noise_floors(contract, mlflow, champion, profile)
+            result = dataset_drift(profile, features, contract, noise)
+            _save_noise_floors(contract, mlflow, champion, noise)
             report_path, sampled = _save_evidently_html(
                 contract,
                 reference,
@@ -123,6 +132,9 @@ def build_drift_assets(
                 "drift_share": dg.MetadataValue.float(share),
                 "drifted_columns": len(result.drifted_columns),
                 "threshold": policy.drift_threshold,
+                "verdicts": contract.spec.drift.verdicts,
+                "evidently_drift_share": result.evidently_share,
+                "held_back_as_noise": dg.MetadataValue.md(_held_back(result)),
                 "reference_version": version,
                 "reference_run_id": champion.run_id,
                 "reference_rows": len(reference),
@@ -152,6 +164,57 @@ def build_drift_assets(
         )
 
     return drift_report
+
+
+def _noise_path(contract: DataContract, registry: MlflowRegistry, champion: Any) -> Path:
+    return (
+        Path(registry.cache_dir) / "references" / f"{champion.run_id}.{contract.version}.noise.json"
+    )
+
+
+def _noise_floors(
+    contract: DataContract, registry: MlflowRegistry, champion: Any, profile: "ReferenceProfile"
+):
+    """The champion's noise floors computed so far (they depend only on its reference and size)."""
+    import json
+
+    from mlops_assets.monitoring.drift import NoiseFloors
+
+    path = _noise_path(contract, registry, champion)
+    floors = json.loads(path.read_text()) if path.exists() else {}
+    return NoiseFloors(profile, frozenset(contract.numeric_features), floors)
+
+
+def _save_noise_floors(
+    contract: DataContract, registry: MlflowRegistry, champion: Any, noise: Any
+) -> None:
+    import json
+
+    from upath import UPath
+
+    write_atomically(
+        UPath(_noise_path(contract, registry, champion)), json.dumps(noise.floors).encode()
+    )
+
+
+def _held_back(result: "DriftResult") -> str:
+    held = result.held_back_columns
+    if not held:
+        return "None: every column Evidently calls drifted is beyond sampling noise."
+    rows = [
+        f"| {c.column} | {c.test} | {c.score:.4f} | {c.noise_floor:.4f} | {c.current_rows} |"
+        for c in held
+    ]
+    return "\n".join(
+        [
+            f"**{len(held)} column(s) Evidently calls drifted are within sampling noise at this "
+            "size, so they do not count** (the Evidently HTML report still shows them drifted):",
+            "",
+            "| column | test | score | noise floor | rows |",
+            "|---|---|---|---|---|",
+            *rows,
+        ]
+    )
 
 
 def champion_dependency(contract: DataContract) -> dg.AssetDep:
@@ -262,6 +325,8 @@ def _column_table(result: "DriftResult") -> dg.MetadataValue:
                     "test": c.test,
                     "score": round(c.score, 6),
                     "threshold": c.threshold,
+                    "noise_floor": None if c.noise_floor is None else round(c.noise_floor, 6),
+                    "evidently_drifted": c.evidently_drifted,
                     "drifted": c.drifted,
                     "current_rows": c.current_rows,
                 }
@@ -274,6 +339,8 @@ def _column_table(result: "DriftResult") -> dg.MetadataValue:
                 dg.TableColumn("test", "string"),
                 dg.TableColumn("score", "float"),
                 dg.TableColumn("threshold", "float"),
+                dg.TableColumn("noise_floor", "float"),
+                dg.TableColumn("evidently_drifted", "bool"),
                 dg.TableColumn("drifted", "bool"),
                 dg.TableColumn("current_rows", "int"),
             ]

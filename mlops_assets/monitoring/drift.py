@@ -16,11 +16,20 @@ Missing values and infinities are dropped per column first, as Evidently does; t
 reported. The scores equal Evidently's on the same data (tested against a real Evidently run);
 the dataset drift score is the share of drifted feature columns. Evidently computes every column
 three times inside the preset; this computes each once.
+
+Noise-aware verdicts (the default; `drift.verdicts: evidently` turns them off): at a few hundred
+rows a day, a fixed distance threshold flags sampling noise. A column then counts as drifted only
+when Evidently's verdict says so *and* its score is beyond what sampling alone produces at that
+size: the 99th percentile of the same test's distance (1st percentile of its p-value) between the
+reference and bootstrap samples of the reference of the current side's size (`NoiseFloors`,
+computed once per reference and size, cached with the profile). Where days are large, the floor
+is far inside Evidently's threshold and the verdicts equal Evidently's.
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+import math
+from dataclasses import asdict, dataclass, field
 
 import numpy as np
 import pandas as pd
@@ -44,6 +53,15 @@ EVIDENTLY_METHOD_NAMES = {
 DISTANCE_THRESHOLD = 0.1
 P_VALUE_THRESHOLD = 0.05
 LARGE_REFERENCE = 1000  # above this many reference rows, distances replace hypothesis tests
+NOISE_AWARE = "noise_aware"
+EVIDENTLY = "evidently"
+VERDICTS = (NOISE_AWARE, EVIDENTLY)
+NOISE_QUANTILE = 0.99  # a column drifts when its score is beyond 99% of sampling-only scores
+NOISE_DRAWS = 200
+# Samples of more rows than this estimate the floor at this size and scale it by sqrt(size): the
+# noise of these distances shrinks as 1/sqrt(n), and beyond it the floor is far inside 0.1 anyway.
+NOISE_SAMPLE_CAP = 2_000
+NOISE_REFERENCE_CAP = 10_000  # reference rows the simulated comparisons use
 
 
 @dataclass(frozen=True)
@@ -58,6 +76,13 @@ class ColumnDrift:
     current_rows: int
     dropped_reference: int  # missing or infinite values dropped before testing
     dropped_current: int
+    evidently_drifted: bool = False  # Evidently's own verdict (threshold only)
+    noise_floor: float | None = None  # the score sampling alone reaches at this size (see above)
+
+    @property
+    def held_back(self) -> bool:
+        """Evidently calls it drifted, but the score is within sampling noise at this size."""
+        return self.evidently_drifted and not self.drifted
 
 
 @dataclass(frozen=True)
@@ -76,6 +101,20 @@ class DriftResult:
     @property
     def drifted_columns(self) -> list[str]:
         return [column.column for column in self.columns if column.drifted]
+
+    @property
+    def held_back_columns(self) -> list[ColumnDrift]:
+        """Columns Evidently alone would call drifted, held back as sampling noise."""
+        return [column for column in self.columns if column.held_back]
+
+    @property
+    def evidently_share(self) -> float:
+        """The share Evidently's own verdicts give (what its HTML report shows)."""
+        return (
+            sum(column.evidently_drifted for column in self.columns) / len(self.columns)
+            if self.columns
+            else 0.0
+        )
 
     def to_frame(self) -> pd.DataFrame:
         return pd.DataFrame([asdict(column) for column in self.columns])
@@ -150,9 +189,16 @@ def _more_distinct_than(limit: int, reference: ColumnReference, current: pd.Seri
 
 
 def column_drift(
-    name: str, reference: pd.Series | ColumnReference, current: pd.Series, numeric: bool
+    name: str,
+    reference: pd.Series | ColumnReference,
+    current: pd.Series,
+    numeric: bool,
+    noise: NoiseFloors | None = None,
 ) -> ColumnDrift:
-    """Test one column the way Evidently's DataDriftPreset does by default."""
+    """Test one column the way Evidently's DataDriftPreset does by default.
+
+    With `noise`, the verdict is noise-aware: drifted only beyond the noise floor at this size.
+    """
     if not isinstance(reference, ColumnReference):
         reference = ColumnReference.of(reference, numeric)
     current_clean = _clean(current, numeric)
@@ -165,25 +211,42 @@ def column_drift(
     )
     if reference.values.empty or current_clean.empty:
         # Evidently refuses an empty column; a feature that stopped arriving is drift.
-        return ColumnDrift(name, kind, ALL_MISSING, 1.0, 0.0, True, *sizes)
+        return ColumnDrift(name, kind, ALL_MISSING, 1.0, 0.0, True, *sizes, evidently_drifted=True)
     test = select_test(reference, current_clean, numeric)
-    score = _SCORERS[test](reference, current_clean, numeric)
+    score = float(_SCORERS[test](reference, current_clean, numeric))
     if test in (WASSERSTEIN, JENSEN_SHANNON):
         threshold, drifted = DISTANCE_THRESHOLD, score >= DISTANCE_THRESHOLD
     else:
         threshold = P_VALUE_THRESHOLD
         drifted = score <= threshold if test == KOLMOGOROV_SMIRNOV else score < threshold
-    return ColumnDrift(name, kind, test, float(score), threshold, bool(drifted), *sizes)
+    floor, verdict = None, bool(drifted)
+    if noise is not None and drifted:  # only a drifted verdict can be noise
+        floor = noise.floor(name, test, len(current_clean))
+        verdict = score > floor if test in (WASSERSTEIN, JENSEN_SHANNON) else score < floor
+    return ColumnDrift(
+        name,
+        kind,
+        test,
+        score,
+        threshold,
+        bool(verdict),
+        *sizes,
+        evidently_drifted=bool(drifted),
+        noise_floor=floor,
+    )
 
 
 def dataset_drift(
     reference: pd.DataFrame | ReferenceProfile,
     current: pd.DataFrame,
     contract: DataContract,
+    noise: NoiseFloors | None = None,
 ) -> DriftResult:
     """Every drift column of the contract, tested; numeric/categorical as the contract says.
 
     Pass a `ReferenceProfile` (built once per model version) to pay only for the current side.
+    Verdicts follow the contract's `drift.verdicts`: noise-aware (with `noise`, or floors made
+    here) unless it says `evidently`.
     """
     profile = (
         reference
@@ -191,12 +254,69 @@ def dataset_drift(
         else ReferenceProfile.of(reference, contract)
     )
     numeric = set(contract.numeric_features)
+    if contract.spec.drift.verdicts == NOISE_AWARE and noise is None:
+        noise = NoiseFloors(profile, frozenset(numeric))
+    if contract.spec.drift.verdicts == EVIDENTLY:
+        noise = None
     return DriftResult(
         [
-            column_drift(name, profile.columns[name], current[name], name in numeric)
+            column_drift(name, profile.columns[name], current[name], name in numeric, noise)
             for name in contract.drift_columns
         ]
     )
+
+
+@dataclass
+class NoiseFloors:
+    """Per column, test and sample size: the score sampling alone reaches (see the module doc).
+
+    Computed on first use and kept in `floors` (JSON-friendly), so a drift report can store and
+    reload them next to the reference profile: they depend only on the reference and the size.
+    """
+
+    profile: ReferenceProfile
+    numeric: frozenset[str]
+    floors: dict[str, float] = field(default_factory=dict)
+    draws: int = NOISE_DRAWS
+    seed: int = 0
+
+    def floor(self, column: str, test: str, size: int) -> float:
+        """The floor for a current side of `size` rows (simulated once per size bucket)."""
+        rows = min(_size_bucket(size), NOISE_SAMPLE_CAP)
+        key = f"{column}|{test}|{rows}"
+        if key not in self.floors:
+            self.floors[key] = self._simulate(column, test, rows)
+        if test in (WASSERSTEIN, JENSEN_SHANNON):  # their noise scales as 1/sqrt(n): exact size
+            return self.floors[key] * math.sqrt(rows / size)
+        return self.floors[key]
+
+    def _simulate(self, column: str, test: str, rows: int) -> float:
+        """The test's score between the reference and `draws` bootstrap samples of it of `rows` rows."""
+        reference = self.profile.columns[column]
+        numeric = column in self.numeric
+        values = reference.values.to_numpy()
+        rng = np.random.default_rng([self.seed, rows, len(values)])
+        if len(values) > NOISE_REFERENCE_CAP:
+            reference = ColumnReference.of(
+                pd.Series(rng.choice(values, NOISE_REFERENCE_CAP, replace=False)), numeric
+            )
+            values = reference.values.to_numpy()
+        scores = np.array(
+            [
+                _SCORERS[test](reference, pd.Series(rng.choice(values, rows)), numeric)
+                for _ in range(self.draws)
+            ]
+        )
+        quantile = NOISE_QUANTILE if test in (WASSERSTEIN, JENSEN_SHANNON) else 1 - NOISE_QUANTILE
+        return float(np.quantile(scores, quantile))
+
+
+def _size_bucket(size: int) -> int:
+    """Sizes within ~10% share a floor: two significant digits (317 -> 320, 4_180 -> 4_200)."""
+    if size < 100:
+        return max(size, 1)
+    digits = 10 ** (len(str(size)) - 2)
+    return round(size / digits) * digits
 
 
 def _clean(values: pd.Series, numeric: bool) -> pd.Series:
