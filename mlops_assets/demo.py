@@ -35,6 +35,7 @@ WARM_UP_DAYS = 7  # normal days before the first champion
 DRIFT_AFTER_DAYS = 10  # the scenario starts on day 11
 # The story's settings; anything already set in the environment wins.
 DEMO_ENVIRONMENT = {
+    "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false",  # no download bars inside the story's table
     "MLOPS_DRIFT_SCENARIO": "income_drop",
     "MLOPS_RETRAIN_CONSECUTIVE": "3",
     "MLOPS_SENSOR_INTERVAL_SECONDS": "5",
