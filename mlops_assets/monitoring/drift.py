@@ -92,11 +92,12 @@ class DriftResult:
     @property
     def share(self) -> float:
         """Share of drifted feature columns: the dataset drift score automation acts on."""
-        return (
-            sum(column.drifted for column in self.columns) / len(self.columns)
-            if self.columns
-            else 0.0
-        )
+        return self._share([column.drifted for column in self.columns])
+
+    @property
+    def evidently_share(self) -> float:
+        """The share Evidently's own verdicts give (what its HTML report shows)."""
+        return self._share([column.evidently_drifted for column in self.columns])
 
     @property
     def drifted_columns(self) -> list[str]:
@@ -107,14 +108,9 @@ class DriftResult:
         """Columns Evidently alone would call drifted, held back as sampling noise."""
         return [column for column in self.columns if column.held_back]
 
-    @property
-    def evidently_share(self) -> float:
-        """The share Evidently's own verdicts give (what its HTML report shows)."""
-        return (
-            sum(column.evidently_drifted for column in self.columns) / len(self.columns)
-            if self.columns
-            else 0.0
-        )
+    @staticmethod
+    def _share(verdicts: list[bool]) -> float:
+        return sum(verdicts) / len(verdicts) if verdicts else 0.0
 
     def to_frame(self) -> pd.DataFrame:
         return pd.DataFrame([asdict(column) for column in self.columns])
