@@ -36,6 +36,7 @@ DRIFT_AFTER_DAYS = 10  # the scenario starts on day 11
 # The story's settings; anything already set in the environment wins.
 DEMO_ENVIRONMENT = {
     "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false",  # no download bars inside the story's table
+    "MLFLOW_LOGGING_LEVEL": "WARNING",  # nor "Creating initial MLflow database tables..."
     "MLOPS_DRIFT_SCENARIO": "income_drop",
     "MLOPS_RETRAIN_CONSECUTIVE": "3",
     "MLOPS_SENSOR_INTERVAL_SECONDS": "5",
@@ -275,10 +276,12 @@ def online_prediction(
     """Serve the champion with `mlflow models serve` (as `make serve` does) and score `day`."""
     import numpy as np
 
+    from mlops_assets.io_manager import read_partition
     from mlops_assets.serving.online import model_server, predict_online
     from mlops_assets.training.model import positive_probability
 
-    features = defs.load_asset_value(contract.key(keys.FEATURES), partition_key=day).head(rows)
+    storage = defs.resources["io_manager"].base_path
+    features = read_partition(storage, contract.key(keys.FEATURES), day).head(rows)
     champion, model = defs.resources["mlflow"].model(contract.model_name).load_champion()
     expected = positive_probability(model, features, contract)
     log = settings.home / "logs" / "serve.log"
