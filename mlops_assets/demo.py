@@ -18,6 +18,7 @@ import time
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from pathlib import Path
+from typing import Any
 
 import dagster as dg
 
@@ -127,10 +128,7 @@ def oracle_roc_auc(defs: dg.Definitions, contract: DataContract, day: str) -> fl
     generator = getattr(defs.resources[source_key(contract)], "generator", None)
     if generator is None:
         return None
-    from mlops_assets.io_manager import read_partition
-
-    storage = defs.resources["io_manager"].base_path
-    features = read_partition(storage, contract.key(keys.FEATURES), day)
+    features = day_features(defs, contract, day)
     labelled = features[features[contract.label_column].notna()]
     return float(
         roc_auc_score(
@@ -138,6 +136,14 @@ def oracle_roc_auc(defs: dg.Definitions, contract: DataContract, day: str) -> fl
             generator.true_default_probability(labelled),
         )
     )
+
+
+def day_features(defs: dg.Definitions, contract: DataContract, day: str) -> Any:
+    """A day's stored feature table, read directly (no Dagster context: no step logging)."""
+    from mlops_assets.io_manager import read_partition
+
+    storage = defs.resources["io_manager"].base_path
+    return read_partition(storage, contract.key(keys.FEATURES), day)
 
 
 def start_daemon(log: Path, env: dict[str, str] | None = None) -> subprocess.Popen:
@@ -276,12 +282,10 @@ def online_prediction(
     """Serve the champion with `mlflow models serve` (as `make serve` does) and score `day`."""
     import numpy as np
 
-    from mlops_assets.io_manager import read_partition
     from mlops_assets.serving.online import model_server, predict_online
     from mlops_assets.training.model import positive_probability
 
-    storage = defs.resources["io_manager"].base_path
-    features = read_partition(storage, contract.key(keys.FEATURES), day).head(rows)
+    features = day_features(defs, contract, day).head(rows)
     champion, model = defs.resources["mlflow"].model(contract.model_name).load_champion()
     expected = positive_probability(model, features, contract)
     log = settings.home / "logs" / "serve.log"
@@ -360,14 +364,18 @@ def print_story(
 
 
 def run_story(
-    settings: PlatformSettings, contract: DataContract, days: list[str], log_level: str = "ERROR"
+    settings: PlatformSettings,
+    contract: DataContract,
+    days: list[str],
+    log_level: str = "ERROR",
+    defs: dg.Definitions | None = None,
 ) -> tuple[list[Day], Retraining | None]:
     """Feed `days` one at a time with the real daemon running: warm-up, first champion, then daily.
 
     After each daily run it waits for the daemon's tick of the contract's retraining sensor and
     for any retraining that tick launched, so each day's row says what automation did.
     """
-    defs = build_definitions(settings)
+    defs = defs or build_definitions(settings)
     sensor = keys.retraining_sensor(contract.name)
     daemon_log = settings.home / "logs" / "daemon.log"
     outcomes: list[Day] = []
@@ -436,7 +444,9 @@ def main(argv: list[str] | None = None) -> int:
             f"no contract {args.contract!r} in MLOPS_CONTRACTS ({settings.contracts_path})"
         )
     days = [(start + timedelta(days=offset)).isoformat() for offset in range(args.days)]
-    outcomes, first = run_story(settings, contract, days, "DEBUG" if args.verbose else "ERROR")
+    defs = build_definitions(settings)
+    log_level = "DEBUG" if args.verbose else "ERROR"
+    outcomes, first = run_story(settings, contract, days, log_level, defs)
     problems = story_problems(
         outcomes,
         first,
@@ -444,7 +454,6 @@ def main(argv: list[str] | None = None) -> int:
         settings.source_overrides.get("scenario_start") or drift_start,
     )
     online = None
-    defs = build_definitions(settings)
     try:
         online = online_prediction(defs, settings, contract, days[-1])
     except (OSError, RuntimeError, TimeoutError) as error:

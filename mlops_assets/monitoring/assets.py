@@ -108,8 +108,10 @@ def build_drift_assets(
             reference = mlflow.load_reference(champion.run_id)
             profile = _reference_profile(contract, mlflow, champion, reference)
             noise = _noise_floors(contract, mlflow, champion, profile)
+            known = len(noise.floors)
             result = dataset_drift(profile, features, contract, noise)
-            _save_noise_floors(contract, mlflow, champion, noise)
+            if len(noise.floors) > known:  # a new size or column was simulated
+                _save_noise_floors(contract, mlflow, champion, noise)
             report_path, sampled = _save_evidently_html(
                 contract,
                 reference,
