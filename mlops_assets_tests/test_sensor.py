@@ -175,3 +175,23 @@ def test_decision_is_a_pure_function_of_the_reports():
     assert not retraining_decision(exactly_at, iter(streak), policy, False, None, now).retrain
     cooled = RetrainingPolicy(consecutive_partitions=1, cooldown_hours=1)
     assert retraining_decision(today, [], cooled, False, now - timedelta(hours=2), now).retrain
+
+
+def test_a_report_deferred_by_a_run_that_then_succeeds_is_answered_not_retrained(
+    home, instance
+):
+    contract = "loan_default"
+    running = create_run_for_test(
+        instance, job_name=keys.training_job(contract), status=dg.DagsterRunStatus.STARTED
+    )
+    report(instance, contract, "2026-01-06", 0.5)
+    deferred = evaluate(home, contract, instance)
+    assert not deferred.run_requests and deferred.cursor == "0"  # stays behind the cursor
+    instance.delete_run(running.run_id)
+    create_run_for_test(
+        instance, job_name=keys.training_job(contract), status=dg.DagsterRunStatus.SUCCESS
+    )
+    answered = evaluate(home, contract, instance, cursor=deferred.cursor)
+    assert not answered.run_requests
+    assert "retrained after this report" in answered.skip_reason.skip_message
+    assert int(answered.cursor) > 0

@@ -213,3 +213,52 @@ def test_unreachable_tracking_server_fails_clearly_and_is_retried(
     restarts = [event for event in result.all_events if event.event_type_value == "STEP_RESTARTED"]
     assert len(restarts) == 4
     assert "registered_model_version" not in materialized(result)
+
+
+def test_ids_delivered_again_on_a_later_day_train_with_their_latest_delivery(
+    loan: Platform, tmp_path
+):
+    """A record re-delivered days later (a correction, a late label) no longer blocks training."""
+    import dagster as dg
+
+    from mlops_assets.ingestion.sources import FileSource
+
+    contract = loan.contract
+    earlier = loan.load("raw", "2026-01-06").head(50)
+    corrected = earlier.assign(
+        **{
+            contract.event_time_column: pd.Timestamp(DAY) + pd.Timedelta(hours=1),
+            contract.label_column: 1 - earlier[contract.label_column],
+        }
+    )
+    landing = tmp_path / "landing"
+    landing.mkdir()
+    pd.concat([loan.load("raw", DAY), corrected]).to_parquet(landing / f"{DAY}.parquet")
+    ingested = dg.materialize(
+        loan.defs.assets,
+        selection=[loan.key("raw"), loan.key("rejected"), loan.key("features")],
+        resources={
+            **loan.defs.resources,
+            "loan_default_source": FileSource(base_url=str(landing), file_format="parquet"),
+        },
+        partition_key=DAY,
+        instance=loan.instance,
+    )
+    assert ingested.success
+
+    result = loan.run(TRAIN, DAY)
+    assert result.success, "duplicate ids across days must not block training"
+    metadata = next(
+        event.materialization.metadata
+        for event in result.get_asset_materialization_events()
+        if event.asset_key == loan.key("training_set")
+    )
+    assert metadata["redelivered_ids"].value == 50
+    assert metadata["redelivered_ids_by_first_day"].value == {"2026-01-06": 50}
+    training = loan.load("training_set", DAY)
+    assert training[contract.id_column].is_unique
+    kept = training.set_index(contract.id_column).loc[earlier[contract.id_column]]
+    assert (kept[contract.event_time_column].dt.date.astype(str) == DAY).all()
+    assert (
+        kept[contract.label_column].to_numpy() == corrected[contract.label_column].to_numpy()
+    ).all()

@@ -42,6 +42,8 @@ class Decision:
     retrain: bool
     reason: str
     since: str | None = None  # first partition of the drifted streak: where retraining data starts
+    # Not decided yet (a retraining run in flight, a cooldown): the sensor looks at it again later.
+    deferred: bool = False
 
 
 def retraining_decision(
@@ -51,17 +53,24 @@ def retraining_decision(
     retraining_in_flight: bool,
     last_retraining_at: datetime | None,
     now: datetime,
+    retrained_by: str | None = None,
 ) -> Decision:
     """Whether `report` should launch retraining.
 
     `earlier` yields the latest report of each preceding day, most recent first (None where a day
     has no report); it is read only as far as the drifted streak goes, to apply the consecutive
-    rule and to find where the drift began.
+    rule and to find where the drift began. `retrained_by` names a run of the retraining job that
+    succeeded after the report was made: that run already answered it.
     """
     threshold = policy.drift_threshold
     if report.drift_share <= threshold:
         return Decision(
             False, f"{report.partition}: drift share {report.drift_share:.3f} <= {threshold}"
+        )
+    if retrained_by is not None:
+        return Decision(
+            False,
+            f"{report.partition}: drifted, but run {retrained_by} retrained after this report",
         )
     streak = [report.partition]
     for observation in earlier:
@@ -76,13 +85,18 @@ def retraining_decision(
         )
     if retraining_in_flight:
         return Decision(
-            False, f"{report.partition}: drifted, but a retraining run is already queued or running"
+            False,
+            f"{report.partition}: drifted, but a retraining run is already queued or running; "
+            "looked at again when it ends",
+            deferred=True,
         )
     if policy.cooldown_hours and last_retraining_at is not None:
         ready_at = last_retraining_at + timedelta(hours=policy.cooldown_hours)
         if now < ready_at:
             return Decision(
-                False, f"{report.partition}: drifted, but cooling down until {ready_at.isoformat()}"
+                False,
+                f"{report.partition}: drifted, but cooling down until {ready_at.isoformat()}",
+                deferred=True,
             )
     return Decision(
         True,

@@ -3,7 +3,10 @@
 Each tick reads the `drift_report` materializations recorded since its cursor (kept by the
 instance, so a daemon restart resumes where it stopped), applies `RetrainingPolicy` through
 `retraining_decision`, and requests at most one run. The run key names the triggering report, so a
-report never launches two runs, even if the cursor is reset.
+report never launches two runs, even if the cursor is reset. A report deferred because a
+retraining run was in flight (or cooling down) stays behind the cursor and is looked at again
+on later ticks: once that run has failed (or was failed by run monitoring) the report launches
+retraining; once it has succeeded, the report is answered.
 """
 
 from collections.abc import Iterator
@@ -76,8 +79,13 @@ def build_retraining_sensor(
             dg.RunsFilter(job_name=job_name, tags={TRIGGER_TAG: "drift"}), limit=1
         )
         last_at = last_retraining[0].create_timestamp if last_retraining else None
+        last_success = instance.get_run_records(
+            dg.RunsFilter(job_name=job_name, statuses=[dg.DagsterRunStatus.SUCCESS]), limit=1
+        )
         requests: list[dg.RunRequest] = []
         reasons = []
+        cursor = int(context.cursor or 0)
+        deferred = False
         for record in records:
             report = _observation(record)
             decision = retraining_decision(
@@ -87,9 +95,13 @@ def build_retraining_sensor(
                 retraining_in_flight=in_flight or bool(requests),
                 last_retraining_at=last_at,
                 now=datetime.now(UTC),
+                retrained_by=_succeeded_after(last_success, record.timestamp),
             )
             context.log.info(decision.reason)
             reasons.append(decision.reason)
+            deferred = deferred or decision.deferred
+            if not deferred:
+                cursor = record.storage_id
             if decision.retrain:
                 requests.append(
                     dg.RunRequest(
@@ -108,12 +120,18 @@ def build_retraining_sensor(
                         },
                     )
                 )
-        cursor = str(records[-1].storage_id)
         if requests:
-            return dg.SensorResult(run_requests=requests, cursor=cursor)
-        return dg.SensorResult(skip_reason="; ".join(reasons)[-1000:], cursor=cursor)
+            return dg.SensorResult(run_requests=requests, cursor=str(cursor))
+        return dg.SensorResult(skip_reason="; ".join(reasons)[-1000:], cursor=str(cursor))
 
     return drift_retraining_sensor
+
+
+def _succeeded_after(runs: list[dg.RunRecord], timestamp: float) -> str | None:
+    """The id of the latest successful retraining run if it was created after `timestamp`."""
+    if runs and runs[0].create_timestamp.timestamp() > timestamp:
+        return runs[0].dagster_run.run_id
+    return None
 
 
 def _observation(record: dg.EventLogRecord) -> DriftObservation:

@@ -15,6 +15,7 @@ from pydantic import Field
 from mlops_assets.contracts import DataContract
 from mlops_assets.contracts.frames import BOOL, FLOAT, INT, TEXT, ColumnSpec, FrameSpec, Table
 from mlops_assets.deployment import k8s_op_tags
+from mlops_assets.failpoints import failpoint
 from mlops_assets.keys import (
     FEATURES,
     MLFLOW_RETRY_POLICY,
@@ -113,13 +114,19 @@ def build_training_assets(
     ) -> dg.Output[Table]:
         import pandas as pd
 
+        failpoint("training_set")
         frames = _frames_by_day(features, context)
         if not frames:
             raise dg.Failure(
                 f"No {contract.key(FEATURES).to_user_string()} partitions exist in the "
                 f"{window_days}-day window ending {context.partition_key}"
             )
-        combined = pd.concat(frames.values(), ignore_index=True)
+        combined, redelivered = _latest_delivery_wins(frames, contract)
+        if redelivered:
+            context.log.warning(
+                f"{sum(redelivered.values())} {contract.id_column} value(s) delivered again on a "
+                f"later day; the latest delivery of each is kept: {redelivered}"
+            )
         if config.since:
             combined = combined[combined[contract.event_time_column] >= pd.Timestamp(config.since)]
         labelled = split_by_time(combined, training.validation_fraction, contract)
@@ -133,7 +140,11 @@ def build_training_assets(
         label = contract.label_column
         return dg.Output(
             labelled.assign(**{label: labelled[label].astype("Int8")}),
-            metadata=_training_set_metadata(contract, labelled, counts, frames, combined, config),
+            metadata={
+                **_training_set_metadata(contract, labelled, counts, frames, combined, config),
+                "redelivered_ids": sum(redelivered.values()),
+                "redelivered_ids_by_first_day": dg.MetadataValue.json(redelivered),
+            },
         )
 
     @dg.asset(
@@ -202,6 +213,28 @@ def _frames_by_day(features: Any, context: dg.AssetExecutionContext) -> dict[str
     if isinstance(features, pd.DataFrame):  # a one-day window comes back unwrapped
         return {context.partition_key: features}
     return {day: frame for day, frame in sorted((features or {}).items()) if frame is not None}
+
+
+def _latest_delivery_wins(
+    frames: dict[str, Table], contract: DataContract
+) -> tuple[Table, dict[str, int]]:
+    """The window's rows with each id once, from the latest day that delivered it.
+
+    Ids are unique within a day (ingestion quarantines repeats), but a source may deliver a record
+    again on a later day, to correct it or to add its label: the later delivery replaces the
+    earlier one. Returns the rows and, per day that lost rows this way, how many.
+    """
+    import pandas as pd
+
+    days = list(frames)
+    combined = pd.concat(
+        [frame.assign(_day=day) for day, frame in frames.items()], ignore_index=True
+    )
+    superseded = combined.duplicated(contract.id_column, keep="last")
+    lost = combined.loc[superseded, "_day"].value_counts()
+    redelivered = {day: int(lost[day]) for day in days if day in lost.index}
+    kept = combined.loc[~superseded].drop(columns="_day").reset_index(drop=True)
+    return kept, redelivered
 
 
 def _training_set_problem(contract: DataContract, labelled: Table, counts: Any) -> str | None:
