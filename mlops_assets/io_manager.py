@@ -9,11 +9,14 @@ from __future__ import annotations
 
 import io
 import os
+import time
 import uuid
 from typing import TYPE_CHECKING, Any
 
 import dagster as dg
 from pydantic import Field
+
+from mlops_assets.failpoints import failpoint
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -46,23 +49,44 @@ class _ParquetUPathIOManager(dg.UPathIOManager):
 
 
 def write_atomically(path: UPath, content: bytes) -> None:
-    """Write `content` to `path` so that readers see the old file or the whole new one, never part."""
+    """Write `content` to `path` so that readers see the old file or the whole new one, never part.
+
+    A writer killed mid-write (no `finally` runs) leaves its temporary file behind; the next write
+    of the same path removes those older than `STALE_TEMPORARY_SECONDS`.
+    """
     if path.protocol in ("", "file", "local"):
         local = os.fspath(path.path if hasattr(path, "path") else path)
         folder = os.path.dirname(local)
         os.makedirs(folder, exist_ok=True)
+        _remove_stale_temporaries(folder, os.path.basename(local))
         temporary = os.path.join(folder, f".{os.path.basename(local)}.{uuid.uuid4().hex}.tmp")
         try:
             with open(temporary, "wb") as file:
                 file.write(content)
                 file.flush()
                 os.fsync(file.fileno())
+            failpoint("io.before_rename")
             os.replace(temporary, local)
         finally:
             if os.path.exists(temporary):
                 os.unlink(temporary)
     else:
         path.write_bytes(content)
+
+
+# Older than this, a temporary file cannot belong to a write still in progress.
+STALE_TEMPORARY_SECONDS = 3600
+
+
+def _remove_stale_temporaries(folder: str, name: str) -> None:
+    now = time.time()
+    for entry in os.scandir(folder):
+        if entry.name.startswith(f".{name}.") and entry.name.endswith(".tmp"):
+            try:
+                if now - entry.stat().st_mtime > STALE_TEMPORARY_SECONDS:
+                    os.unlink(entry.path)
+            except FileNotFoundError:  # removed by another writer meanwhile
+                pass
 
 
 def read_partition(

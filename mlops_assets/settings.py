@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote
 
 DEPLOYMENTS = ("local", "k8s")
 
@@ -70,6 +71,7 @@ class PlatformSettings:
         home = Path(env.get("MLOPS_HOME", ".mlops_home")).expanduser().resolve()
         deployment = _choice(env, "MLOPS_DEPLOYMENT", "local", DEPLOYMENTS)
         storage_url = env.get("MLOPS_STORAGE_URL", str(home / "assets"))
+        _move_credentials_out_of_tracking_uri(env)
         if deployment == "k8s":
             _check_k8s(env)
         tracking_uri = env.get("MLFLOW_TRACKING_URI", f"sqlite:///{home / 'mlflow' / 'mlflow.db'}")
@@ -135,6 +137,32 @@ class PlatformSettings:
         from mlops_assets.contracts import load_contracts
 
         return load_contracts(self.contracts_path, self.environ, self.contract_overrides)
+
+
+def _move_credentials_out_of_tracking_uri(env: dict[str, str]) -> None:
+    """Take `user:password@` out of MLFLOW_TRACKING_URI and give it to MLflow the way it reads
+    credentials, MLFLOW_TRACKING_USERNAME / MLFLOW_TRACKING_PASSWORD (unless those are set).
+
+    The URI is shown on the Dagster UI's resource page, in logs and by `serving serve`; the two
+    variables are shown nowhere. They are set in this process's environment, which every MLflow
+    call here and every process started from here (the model server) reads.
+    """
+    from urllib.parse import urlsplit, urlunsplit
+
+    uri = env.get("MLFLOW_TRACKING_URI", "")
+    parts = urlsplit(uri)
+    if "@" not in parts.netloc:
+        return
+    userinfo, _, host = parts.netloc.rpartition("@")
+    username, _, password = userinfo.partition(":")
+    env["MLFLOW_TRACKING_URI"] = urlunsplit(parts._replace(netloc=host))
+    for name, value in (
+        ("MLFLOW_TRACKING_USERNAME", unquote(username)),
+        ("MLFLOW_TRACKING_PASSWORD", unquote(password)),
+    ):
+        if value and not env.get(name):
+            env[name] = value
+            os.environ[name] = value
 
 
 def _check_k8s(env: Mapping[str, str]) -> None:

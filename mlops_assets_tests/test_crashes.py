@@ -11,15 +11,17 @@ import signal
 import subprocess
 import sys
 import time
+from datetime import date
 from pathlib import Path
 
 import dagster as dg
 import pytest
 
 from mlops_assets import keys
+from mlops_assets.definitions import build_definitions
 from mlops_assets.demo import start_daemon
 from mlops_assets.failpoints import VARIABLE as FAILPOINTS
-from mlops_assets_tests.conftest import make_settings
+from mlops_assets_tests.conftest import HISTORY_ROWS_PER_DAY, make_settings
 from mlops_assets_tests.test_sensor import evaluate, report
 
 REPO = Path(__file__).resolve().parents[1]
@@ -108,3 +110,106 @@ def test_a_run_whose_worker_was_killed_fails_and_drift_retraining_resumes(on_dis
     resumed = evaluate(home, CONTRACT, instance, cursor=deferred.cursor)
     assert [request.partition_key for request in resumed.run_requests] == ["2026-01-09"]
     assert resumed.run_requests[0].tags["mlops/trigger"] == "drift"
+
+
+def run_killed_at(point: str, platform, job: str, partition: str, **env: str) -> int:
+    """Run one of the platform's jobs in a child process that SIGKILLs itself at `point`."""
+    script = (
+        "from mlops_assets.definitions import build_definitions\n"
+        "from mlops_assets.settings import PlatformSettings\n"
+        "defs = build_definitions(PlatformSettings.from_env())\n"
+        f"defs.resolve_job_def({platform.name + '_' + job!r})"
+        f".execute_in_process(partition_key={partition!r})\n"
+    )
+    env = {
+        **os.environ,
+        "MLOPS_HOME": str(platform.settings.home),
+        "MLOPS_SYNTHETIC_ROWS_PER_DAY": HISTORY_ROWS_PER_DAY,
+        FAILPOINTS: point,
+        **env,
+    }
+    return subprocess.run([sys.executable, "-c", script], env=env, timeout=600).returncode
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "point", ["registration.after_version", "promotion.before_alias", "promotion.after_alias"]
+)
+def test_a_promotion_killed_at_any_point_is_repaired_by_running_it_again(loan, point):
+    day = "2026-01-08"
+    assert loan.run("train_and_register", day).success  # version 1, champion
+    assert run_killed_at(point, loan, "train_and_register", day) == -signal.SIGKILL
+    registry = loan.registry
+    client = registry.client()
+    if point == "registration.after_version":
+        assert (
+            client.get_model_version(loan.contract.model_name, "2")
+            .tags["promotion"]
+            .startswith("pending")
+        )
+    expected_alias = "2" if point == "promotion.after_alias" else "1"
+    assert str(registry.champion().version) == expected_alias
+
+    rerun = loan.materialize(["registered_model_version"], day)
+    assert rerun.success
+    assert str(registry.champion().version) == "2"
+    moves = [(m["previous_version"], m["new_version"]) for m in registry.alias_history()]
+    assert moves == [(None, "1"), ("1", "2")], "each promotion recorded exactly once"
+    tags = client.get_model_version(loan.contract.model_name, "2").tags
+    assert tags["promotion"] == "champion" and tags["champion/previous_version"] == "1"
+
+    rollback = loan.run(
+        "rollback_champion",
+        run_config={"ops": {"loan_default__move_champion_back": {"config": {"reason": "test"}}}},
+    )
+    assert rollback.success and str(registry.champion().version) == "1"
+
+
+@pytest.mark.slow
+def test_rollback_right_after_a_promotion_cut_short_finds_the_previous_champion(loan):
+    day = "2026-01-08"
+    assert loan.run("train_and_register", day).success
+    assert (
+        run_killed_at("promotion.after_alias", loan, "train_and_register", day) == -signal.SIGKILL
+    )
+    rollback = loan.run(
+        "rollback_champion",
+        run_config={"ops": {"loan_default__move_champion_back": {"config": {"reason": "test"}}}},
+    )
+    assert rollback.success and str(loan.registry.champion().version) == "1"
+    moves = [(m["previous_version"], m["new_version"]) for m in loan.registry.alias_history()]
+    assert moves == [(None, "1"), ("1", "2"), ("2", "1")]
+
+
+@pytest.mark.slow
+def test_ingestion_killed_between_or_during_its_writes_leaves_no_mixed_or_stray_files(loan):
+    import pandas as pd
+
+    day = "2026-01-08"
+    folder = loan.settings.home / "assets" / "loan_default"
+    before = pd.read_parquet(folder / "raw" / f"{day}.parquet")
+    new_delivery = {"MLOPS_SYNTHETIC_INVALID_ROW_SHARE": "0.01"}  # some rows to quarantine
+    killed = run_killed_at("ingestion.between_writes", loan, "ingest", day, **new_delivery)
+    assert killed == -signal.SIGKILL
+    # the quarantine of the new delivery is stored; raw is still the whole previous delivery
+    assert len(pd.read_parquet(folder / "rejected" / f"{day}.parquet")) > 0
+    pd.testing.assert_frame_equal(pd.read_parquet(folder / "raw" / f"{day}.parquet"), before)
+
+    assert run_killed_at("io.before_rename", loan, "ingest", day, **new_delivery) == -signal.SIGKILL
+    strays = list((folder / "rejected").glob(".*.tmp"))
+    assert strays, "the killed write left its temporary file"
+    two_hours_ago = time.time() - 7200
+    for stray in strays:
+        os.utime(stray, (two_hours_ago, two_hours_ago))
+
+    assert run_killed_at("none", loan, "ingest", day, **new_delivery) == 0  # the re-run
+    assert not list(folder.rglob(".*.tmp"))
+    raw = pd.read_parquet(folder / "raw" / f"{day}.parquet")
+    rejected = pd.read_parquet(folder / "rejected" / f"{day}.parquet")
+    source = build_definitions(
+        make_settings(
+            loan.settings.home, MLOPS_SYNTHETIC_ROWS_PER_DAY=HISTORY_ROWS_PER_DAY, **new_delivery
+        )
+    ).resources["loan_default_source"]
+    delivered = source.load_day(date.fromisoformat(day)).rows
+    assert len(raw) + len(rejected) == len(delivered)  # one delivery, split

@@ -151,15 +151,53 @@ def test_rejected_share_limit_is_configurable(tmp_path, storage, landing, instan
     assert (stored(storage, FEATURES)).exists()
 
 
-def test_missing_columns_quarantine_every_row(tmp_path, storage, landing, instance):
-    good_rows(10).drop(columns=["credit_score", "defaulted"]).to_parquet(landing / f"{DAY}.parquet")
-    result = materialize(tmp_path, storage, FileLoanSource(base_url=str(landing)), instance)
+def failure_description(result: dg.ExecuteInProcessResult) -> str:
+    failure = next(event for event in result.all_events if event.is_step_failure)
+    return failure.step_failure_data.user_failure_data.description
+
+
+def test_a_delivery_with_a_missing_column_fails_naming_it_and_keeps_the_last_good_day(
+    tmp_path, storage, landing, instance
+):
+    source = FileLoanSource(base_url=str(landing))
+    good_rows(30).to_parquet(landing / f"{DAY}.parquet")
+    assert materialize(tmp_path, storage, source, instance).success
+    good_raw = pd.read_parquet(stored(storage, RAW))
+    good_features = pd.read_parquet(stored(storage, FEATURES))
+
+    good_rows(10).drop(columns=["credit_score"]).to_parquet(landing / f"{DAY}.parquet")
+    result = materialize(tmp_path, storage, source, instance)
+    assert not result.success
+    assert failure_description(result) == (
+        f"Every one of the 10 rows delivered for {DAY} was rejected: missing column(s): "
+        "credit_score (10). They are kept with their reasons in loan_default/rejected; "
+        f"loan_default/raw keeps its last good data for {DAY}, if it had any"
+    )
     rejected = pd.read_parquet(stored(storage, REJECTED))
     assert rejected["rejection_reason"].unique().tolist() == ["missing column(s): credit_score"]
     assert len(rejected) == 10
-    checks = check_results(result)
-    assert not checks["row_count_at_least_minimum"].passed
-    assert not checks["rejected_share_below_limit"].passed
+    pd.testing.assert_frame_equal(pd.read_parquet(stored(storage, RAW)), good_raw)
+    pd.testing.assert_frame_equal(pd.read_parquet(stored(storage, FEATURES)), good_features)
+    restarts = [event for event in result.all_events if event.event_type_value == "STEP_RESTARTED"]
+    assert not restarts, "a delivery that cannot be accepted is not retried"
+
+
+def test_a_header_only_delivery_fails_and_keeps_the_last_good_day(
+    tmp_path, storage, landing, instance
+):
+    source = FileLoanSource(base_url=str(landing), file_format="csv")
+    good_rows(30).to_csv(landing / f"{DAY}.csv", index=False)
+    assert materialize(tmp_path, storage, source, instance).success
+    good_features = pd.read_parquet(stored(storage, FEATURES))
+
+    good_rows(0).to_csv(landing / f"{DAY}.csv", index=False)  # the header line only
+    result = materialize(tmp_path, storage, source, instance)
+    assert not result.success
+    assert failure_description(result).startswith(
+        f"The delivery for {DAY} holds no rows (a header only, or an empty table)"
+    )
+    assert len(pd.read_parquet(stored(storage, RAW))) == 30
+    pd.testing.assert_frame_equal(pd.read_parquet(stored(storage, FEATURES)), good_features)
 
 
 def test_missing_label_column_is_accepted_as_not_yet_labelled(tmp_path, storage, landing, instance):

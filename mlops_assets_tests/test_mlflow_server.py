@@ -89,3 +89,101 @@ def test_a_run_started_while_the_server_is_down_recovers_through_retries(
     finally:
         stop.set()
         starter.join()
+
+
+def test_credentials_in_the_tracking_uri_reach_mlflow_but_no_page_log_or_command(
+    environment: Path, monkeypatch
+):
+    """`http://user:password@host` works, and the password is in no resource config, event log,
+    compute log, or command line of the model server."""
+    import os
+    import subprocess
+    import sys
+
+    from mlops_assets.serving.online import serve_command
+
+    secret = "s3cret-Token"
+    dagster_home = environment / "dagster"
+    dagster_home.mkdir()
+    (dagster_home / "dagster.yaml").write_text(
+        (Path(__file__).resolve().parents[1] / "dagster.yaml").read_text()
+    )
+    for name in ("MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD"):
+        monkeypatch.setenv(name, "")  # restored (unset) after the test
+    with mlflow_server(environment / "server") as uri:
+        with_credentials = uri.replace("http://", f"http://alice:{secret}@")
+        monkeypatch.setenv("MLFLOW_TRACKING_URI", with_credentials)
+        settings = PlatformSettings.from_env()
+        registry = build_definitions(settings).resources["mlflow"]
+        assert secret not in registry.tracking_uri + registry.ui_url
+        assert os.environ["MLFLOW_TRACKING_PASSWORD"] == secret  # where MLflow reads it
+        command, env = serve_command(settings, MODEL, "127.0.0.1", 5001)
+        assert secret not in " ".join(command) + env["MLFLOW_TRACKING_URI"]
+
+        selection = ",".join(
+            f"loan_default/{stage}"
+            for stage in ("training_set", "trained_model", "registered_model_version")
+        )
+        result = subprocess.run(
+            [
+                str(Path(sys.executable).parent / "dagster"),
+                *("asset", "materialize", "-m", "mlops_assets"),
+                *("--select", selection, "--partition", DAY),
+            ],
+            env={**os.environ, "DAGSTER_HOME": str(dagster_home)},
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
+        assert result.returncode == 0, result.stderr[-3000:]
+        champion = MlflowClient(uri).get_model_version_by_alias(MODEL, "champion")
+        assert str(champion.version) == "1"
+    assert secret not in result.stdout + result.stderr
+    leaks = [
+        str(path)
+        for path in dagster_home.rglob("*")
+        if path.is_file() and secret.encode() in path.read_bytes()
+    ]
+    assert not leaks, f"the password is written in {leaks}"
+
+
+def test_a_server_dying_mid_step_fails_fast_and_the_next_attempt_closes_the_open_run(
+    environment: Path, monkeypatch
+):
+    """MLflow's own retries would hang the step for minutes and leave the run RUNNING forever."""
+    import time
+
+    import mlflow
+
+    port = free_port()
+    uri = f"http://127.0.0.1:{port}"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    registry = build_definitions(PlatformSettings.from_env()).resources["mlflow"]
+    tags = {
+        "dagster/run_id": "run-1",
+        "dagster/asset": "loan_default/trained_model",
+        "dagster/partition": DAY,
+    }
+    server = mlflow_server(environment / "server", port)
+    server.__enter__()
+    with (
+        pytest.raises(Exception) as raised,
+        registry.tracked_run("outage", f"trained_model {DAY}", tags) as run,
+    ):
+        run_id = run.info.run_id
+        server.__exit__(None, None, None)  # the tracking server dies mid-step
+        started = time.monotonic()
+        mlflow.log_metric("rows", 1.0)
+    waited = time.monotonic() - started
+    assert waited < 60, f"the step waited {waited:.0f}s on a dead server"
+    assert "127.0.0.1" in str(raised.value)
+
+    with mlflow_server(environment / "server", port):
+        client = MlflowClient(uri)
+        assert client.get_run(run_id).info.status == "RUNNING"  # the outage left it open
+        with registry.tracked_run("outage", f"trained_model {DAY}", tags) as retry:
+            pass  # the step's next attempt (same Dagster run)
+        closed = client.get_run(run_id)
+        assert closed.info.status == "FAILED"
+        assert "stopped before ending it" in closed.data.tags["mlops/closed_because"]
+        assert client.get_run(retry.info.run_id).info.status == "FINISHED"

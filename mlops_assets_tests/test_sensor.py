@@ -177,9 +177,7 @@ def test_decision_is_a_pure_function_of_the_reports():
     assert retraining_decision(today, [], cooled, False, now - timedelta(hours=2), now).retrain
 
 
-def test_a_report_deferred_by_a_run_that_then_succeeds_is_answered_not_retrained(
-    home, instance
-):
+def test_a_report_deferred_by_a_run_that_then_succeeds_is_answered_not_retrained(home, instance):
     contract = "loan_default"
     running = create_run_for_test(
         instance, job_name=keys.training_job(contract), status=dg.DagsterRunStatus.STARTED

@@ -8,6 +8,7 @@ import dagster as dg
 from mlops_assets.contracts import DataContract
 from mlops_assets.contracts.frames import Table
 from mlops_assets.deployment import k8s_op_tags
+from mlops_assets.failpoints import failpoint
 from mlops_assets.ingestion.sources import SourceDataError
 from mlops_assets.ingestion.validation import (
     REJECTION_REASON,
@@ -98,11 +99,9 @@ def build_ingestion_assets(
                 f"{len(result.rejected)} of {result.delivered_rows} rows quarantined in "
                 f"{rejected_key.to_user_string()} for {day}: {result.reason_counts()}"
             )
-        yield dg.Output(
-            result.accepted,
-            output_name=RAW,
-            metadata={**delivered.lineage, **_accepted_metadata(contract, result)},
-        )
+        # The quarantine is stored first: `raw` never holds a delivery whose rejected rows are
+        # not kept. A crash between the two writes leaves `raw` on the previous delivery, as a
+        # fully rejected delivery does, until the partition is materialized again.
         yield dg.Output(
             result.rejected,
             output_name=REJECTED,
@@ -113,9 +112,39 @@ def build_ingestion_assets(
                 "sample": dg.MetadataValue.md(_markdown(result.rejected.head(10))),
             },
         )
+        if result.accepted.empty:
+            raise dg.Failure(
+                description=_nothing_accepted(contract, day, result),
+                metadata={
+                    "delivered_rows": result.delivered_rows,
+                    "reasons": dg.MetadataValue.json(result.reason_counts()),
+                    **delivered.lineage,
+                },
+                allow_retries=False,
+            )
+        failpoint("ingestion.between_writes")
+        yield dg.Output(
+            result.accepted,
+            output_name=RAW,
+            metadata={**delivered.lineage, **_accepted_metadata(contract, result)},
+        )
         yield from _checks(contract, raw_key, result)
 
     return ingest
+
+
+def _nothing_accepted(contract: DataContract, day: date, result: ValidationResult) -> str:
+    """Why a delivery left nothing to store, and what was kept."""
+    raw = contract.key(RAW).to_user_string()
+    kept = f"{raw} keeps its last good data for {day}, if it had any"
+    if result.delivered_rows == 0:
+        return f"The delivery for {day} holds no rows (a header only, or an empty table); {kept}"
+    reasons = "; ".join(f"{reason} ({count})" for reason, count in result.reason_counts().items())
+    return (
+        f"Every one of the {result.delivered_rows} rows delivered for {day} was rejected: "
+        f"{reasons}. They are kept with their reasons in "
+        f"{contract.key(REJECTED).to_user_string()}; {kept}"
+    )
 
 
 def _is_table(_context: dg.TypeCheckContext, value: object) -> bool:

@@ -22,7 +22,7 @@ from mlops_assets.keys import (
 )
 from mlops_assets.monitoring.metrics import PrometheusMetrics, drift_metrics
 from mlops_assets.monitoring.policy import RetrainingPolicy
-from mlops_assets.registry.mlflow import MlflowRegistry, RegistryError
+from mlops_assets.registry.mlflow import MlflowRegistry, RegistryError, dagster_run_ended
 
 if TYPE_CHECKING:
     from mlops_assets.monitoring.drift import DriftResult, ReferenceProfile
@@ -300,7 +300,10 @@ def _log_to_mlflow(
         "reference_version": version,
     }
     with registry.tracked_run(
-        contract.spec.model.experiment_name, f"drift_report {context.partition_key}", tags
+        contract.spec.model.experiment_name,
+        f"drift_report {context.partition_key}",
+        tags,
+        dagster_run_ended(context.instance),
     ) as run:
         mlflow.log_metrics(
             {

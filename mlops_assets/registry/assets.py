@@ -8,6 +8,7 @@ import dagster as dg
 from mlops_assets.contracts import DataContract
 from mlops_assets.contracts.frames import BOOL, TEXT, ColumnSpec, FrameSpec, Table
 from mlops_assets.deployment import k8s_op_tags
+from mlops_assets.failpoints import failpoint
 from mlops_assets.keys import (
     MLFLOW_RETRY_POLICY,
     REGISTERED_MODEL_VERSION,
@@ -21,7 +22,7 @@ from mlops_assets.monitoring.metrics import (
     champion_metrics,
     registration_metrics,
 )
-from mlops_assets.registry.mlflow import MlflowRegistry, RegisteredModel
+from mlops_assets.registry.mlflow import PROMOTION_TAG, MlflowRegistry, RegisteredModel
 from mlops_assets.training.gates import evaluate_gates
 from mlops_assets.training.model import SPLIT, VALIDATION
 
@@ -134,14 +135,18 @@ def _register(
         "validation_roc_auc": f"{card['roc_auc']:.4f}",
         "gates_passed": str(not failures).lower(),
         "gate_failures": "; ".join(result.summary for result in failures)[:4_000] or "none",
+        PROMOTION_TAG: "pending: registration did not finish; materialize this partition again",
     }
     version_info = registered.register(
         card["model_uri"], card["run_id"], card["model_id"] or None, tags
     )
+    failpoint("registration.after_version")
     version, previous = str(version_info.version), str(champion.version) if champion else None
     if failures:
         reason = "not promoted: " + "; ".join(result.name for result in failures)
-        registered.set_version_tags(version, {"not_promoted_reason": tags["gate_failures"]})
+        registered.set_version_tags(
+            version, {"not_promoted_reason": tags["gate_failures"], PROMOTION_TAG: "not promoted"}
+        )
         context.log.warning(
             f"Version {version} registered without the champion alias: {tags['gate_failures']}"
         )

@@ -11,12 +11,13 @@ loads this code location.
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import tempfile
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
@@ -26,6 +27,8 @@ from typing import TYPE_CHECKING, Any
 import dagster as dg
 from pydantic import Field, PrivateAttr
 
+from mlops_assets.failpoints import failpoint
+
 if TYPE_CHECKING:
     import pandas as pd
 
@@ -34,10 +37,24 @@ if TYPE_CHECKING:
     from mlflow.tracking import MlflowClient
 
 CHAMPION = "champion"
+# A version's place in promotion: "pending" from registration until the gates' verdict is applied,
+# then "champion" or "not promoted"; "pending" that stays means the registration was cut short.
+PROMOTION_TAG = "promotion"
 HISTORY_TAG = "champion_history"
 # Training features logged with every model: what drift reports compare against.
 REFERENCE_ARTIFACT = "reference/features.parquet"
 _MAX_TAG_CHARS = 4_900  # MLflow caps tag values at 5000 characters
+
+
+# MLflow's HTTP client retries 7 times with 2**n s backoff and waits 120 s per request by default:
+# a tracking server that dies mid-step hung the step for 12 minutes. These bound one call to about
+# a minute against a server that hangs and seconds against one that is down; the step's retry
+# policy (`MLFLOW_RETRY_POLICY`) then takes over. Set any of them in the environment to override.
+HTTP_LIMITS = {
+    "MLFLOW_HTTP_REQUEST_TIMEOUT": "20",
+    "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2",
+    "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
+}
 
 
 class MlflowUnavailableError(Exception):
@@ -51,10 +68,15 @@ class RegistryError(Exception):
 def check_reachable(tracking_uri: str, timeout_seconds: float = 5.0) -> None:
     """Raise `MlflowUnavailableError` naming the URI unless the tracking store can be used."""
     if tracking_uri.startswith(("http://", "https://")):
+        request = urllib.request.Request(f"{tracking_uri.rstrip('/')}/health")
+        username = os.environ.get("MLFLOW_TRACKING_USERNAME")
+        if username:
+            token = f"{username}:{os.environ.get('MLFLOW_TRACKING_PASSWORD', '')}"
+            request.add_header(
+                "Authorization", f"Basic {base64.b64encode(token.encode()).decode()}"
+            )
         try:
-            with urllib.request.urlopen(
-                f"{tracking_uri.rstrip('/')}/health", timeout=timeout_seconds
-            ):
+            with urllib.request.urlopen(request, timeout=timeout_seconds):
                 return
         except (urllib.error.URLError, OSError) as error:
             reason = getattr(error, "reason", error)
@@ -82,6 +104,45 @@ def prepare_experiment(tracking_uri: str, name: str, artifact_location: str | No
         if experiment is None:
             raise
         return experiment.experiment_id
+
+
+def dagster_run_ended(instance: dg.DagsterInstance) -> Callable[[str], bool]:
+    """Whether a Dagster run (by id) has ended or is unknown to `instance`."""
+
+    def ended(run_id: str) -> bool:
+        run = instance.get_run_by_id(run_id)
+        return run is None or run.is_finished
+
+    return ended
+
+
+def _close_abandoned_runs(
+    client: MlflowClient,
+    experiment_id: str,
+    tags: dict[str, str],
+    dagster_run_ended: Callable[[str], bool],
+) -> None:
+    """End as FAILED the RUNNING runs of the same asset partition whose step is gone."""
+    if not {"dagster/asset", "dagster/partition", "dagster/run_id"} <= tags.keys():
+        return
+    open_runs = client.search_runs(
+        [experiment_id],
+        filter_string=(
+            "attributes.status = 'RUNNING' "
+            f"and tags.`dagster/asset` = '{tags['dagster/asset']}' "
+            f"and tags.`dagster/partition` = '{tags['dagster/partition']}'"
+        ),
+    )
+    for run in open_runs:
+        owner = run.data.tags.get("dagster/run_id", "")
+        if owner == tags["dagster/run_id"] or dagster_run_ended(owner):
+            client.set_tag(
+                run.info.run_id,
+                "mlops/closed_because",
+                "the step that opened it stopped before ending it (tracking server outage or a "
+                f"killed step); closed by Dagster run {tags['dagster/run_id']}",
+            )
+            client.set_terminated(run.info.run_id, "FAILED")
 
 
 @dataclass(frozen=True)
@@ -115,12 +176,24 @@ class MlflowRegistry(dg.ConfigurableResource):
         return RegisteredModel(self, name, description)
 
     @contextmanager
-    def tracked_run(self, experiment: str, run_name: str, tags: dict[str, str]) -> Iterator[Any]:
-        """An MLflow run in `experiment`, ended FINISHED on success and FAILED on any error."""
+    def tracked_run(
+        self,
+        experiment: str,
+        run_name: str,
+        tags: dict[str, str],
+        dagster_run_ended: Callable[[str], bool] = lambda _run_id: False,
+    ) -> Iterator[Any]:
+        """An MLflow run in `experiment`, ended FINISHED on success and FAILED on any error.
+
+        A step whose tracking server died under it cannot end its run, which stays RUNNING: the
+        next attempt at the same asset partition ends such runs as FAILED first, when they were
+        opened by an earlier attempt of this Dagster run or by a Dagster run that has ended.
+        """
         import mlflow
 
-        self.client()
+        client = self.client()
         experiment_id = prepare_experiment(self.tracking_uri, experiment, self.artifact_root)
+        _close_abandoned_runs(client, experiment_id, tags, dagster_run_ended)
         with mlflow.start_run(experiment_id=experiment_id, run_name=run_name, tags=tags) as run:
             yield run
 
@@ -158,6 +231,8 @@ class MlflowRegistry(dg.ConfigurableResource):
         from mlflow.tracking import MlflowClient
 
         mlflow.set_tracking_uri(self.tracking_uri)  # model URIs (models:/...) resolve through it
+        for name, value in HTTP_LIMITS.items():
+            os.environ.setdefault(name, value)
         if self._client is None:
             check_reachable(self.tracking_uri)
             self._client = MlflowClient(
@@ -241,7 +316,13 @@ class RegisteredModel:
             client.set_model_version_tag(self.model_name, version, key, value)
 
     def move_champion(self, version: str, reason: str, dagster_run_id: str) -> AliasMove:
-        """Point `champion` at `version` and record the move (version tags and alias history)."""
+        """Point `champion` at `version` and record the move (version tags and alias history).
+
+        Crash-safe by order: the version's tags record the move first, then the alias moves, then
+        the model's history records it. A crash at any point is repaired by running the move
+        again: if the alias already points at `version`, a missing history entry is added from
+        the tags.
+        """
         client = self.client()
         version = str(version)
         self.require_version(version)
@@ -249,11 +330,9 @@ class RegisteredModel:
         previous = str(current.version) if current is not None else None
         now = datetime.now(UTC).isoformat(timespec="seconds")
         if previous == version:
-            return AliasMove(
-                previous, version, f"already champion; {reason}", dagster_run_id, now, False
-            )
-        client.set_registered_model_alias(self.model_name, CHAMPION, version)
-        move = AliasMove(previous, version, reason, dagster_run_id, now)
+            repaired = self._record_in_history(version)
+            note = "already champion; history repaired" if repaired else "already champion"
+            return AliasMove(previous, version, f"{note}; {reason}", dagster_run_id, now, False)
         self.set_version_tags(
             version,
             {
@@ -263,11 +342,33 @@ class RegisteredModel:
                 "champion/dagster_run_id": dagster_run_id,
             },
         )
+        failpoint("promotion.before_alias")
+        client.set_registered_model_alias(self.model_name, CHAMPION, version)
+        failpoint("promotion.after_alias")
+        self._record_in_history(version)
+        return AliasMove(previous, version, reason, dagster_run_id, now)
+
+    def _record_in_history(self, version: str) -> bool:
+        """Append the move to `version` (as its tags describe it) unless the history ends with it."""
+        moves = [move for move in self.alias_history() if move["moved"]]
+        if moves and moves[-1]["new_version"] == version:
+            self.set_version_tags(version, {PROMOTION_TAG: "champion"})
+            return False
+        tags = self.client().get_model_version(self.model_name, version).tags
+        previous = tags.get("champion/previous_version", "none")
+        move = AliasMove(
+            None if previous == "none" else previous,
+            version,
+            tags.get("champion/reason", "recorded on repair"),
+            tags.get("champion/dagster_run_id", ""),
+            tags.get("champion/promoted_at", datetime.now(UTC).isoformat(timespec="seconds")),
+        )
         history = [*self.alias_history(), asdict(move)]
         while len(json.dumps(history)) > _MAX_TAG_CHARS and len(history) > 1:
             history.pop(0)
-        client.set_registered_model_tag(self.model_name, HISTORY_TAG, json.dumps(history))
-        return move
+        self.client().set_registered_model_tag(self.model_name, HISTORY_TAG, json.dumps(history))
+        self.set_version_tags(version, {PROMOTION_TAG: "champion"})
+        return True
 
     def alias_history(self) -> list[dict[str, Any]]:
         """Recorded champion moves, oldest first (the most recent ones when the history is long)."""
@@ -300,12 +401,14 @@ class RegisteredModel:
         """Re-point `champion` to `to_version`, or to the version it pointed to before the last move."""
         if to_version is None:
             current = self.champion()
-            moves = [move for move in self.alias_history() if move["moved"]]
-            if current is None or not moves or moves[-1]["new_version"] != str(current.version):
+            if current is None:
                 raise RegistryError(
                     f"No previous champion of {self.model_name!r} to roll back to; name a version"
                 )
-            to_version = moves[-1]["previous_version"]
+            self._record_in_history(str(current.version))  # a promotion cut short by a crash
+            to_version = [move for move in self.alias_history() if move["moved"]][-1][
+                "previous_version"
+            ]
             if to_version is None:
                 raise RegistryError(
                     f"Version {current.version} was the first champion of {self.model_name!r}; "

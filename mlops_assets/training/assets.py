@@ -23,7 +23,7 @@ from mlops_assets.keys import (
     TRAINING_SET,
     retry_only_transient,
 )
-from mlops_assets.registry.mlflow import REFERENCE_ARTIFACT, MlflowRegistry
+from mlops_assets.registry.mlflow import REFERENCE_ARTIFACT, MlflowRegistry, dagster_run_ended
 from mlops_assets.training.gates import GATE_NAMES, GateResult, evaluate_gates
 from mlops_assets.training.model import (
     SPLIT,
@@ -306,7 +306,10 @@ def _train_and_log(
         "training_window": f"{window_start} .. {context.partition_key}",
     }
     with registry.tracked_run(
-        model.experiment_name, f"trained_model {context.partition_key}", tags
+        model.experiment_name,
+        f"trained_model {context.partition_key}",
+        tags,
+        dagster_run_ended(context.instance),
     ) as run:
         pipeline = build_pipeline(contract)
         features, labels = features_and_label(train, contract)
