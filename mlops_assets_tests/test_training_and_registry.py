@@ -2,6 +2,7 @@
 store, for every shipped contract."""
 
 import socket
+from pathlib import Path
 
 import mlflow
 import pandas as pd
@@ -262,3 +263,54 @@ def test_ids_delivered_again_on_a_later_day_train_with_their_latest_delivery(
     assert (
         kept[contract.label_column].to_numpy() == corrected[contract.label_column].to_numpy()
     ).all()
+
+
+def test_a_champion_whose_files_were_altered_or_not_skops_is_never_loaded(loan: Platform):
+    """Whoever can write to the artifact store cannot make steps load (and run) other code."""
+    from urllib.parse import urlparse
+
+    import yaml
+
+    assert loan.run(TRAIN, DAY).success
+    client = MlflowClient(loan.settings.mlflow_tracking_uri)
+    name = loan.contract.model_name
+    folder = Path(urlparse(client.get_model_version_download_uri(name, "1")).path)
+    model_file = next(folder.glob("*.skops"))
+    original = model_file.read_bytes()
+
+    model_file.write_bytes(original + b"\0")
+    tampered = loan.materialize(["batch_predictions"], DAY)
+    assert not tampered.success
+    failure = next(event for event in tampered.all_events if event.is_step_failure)
+    message = failure.step_failure_data.user_failure_data.description
+    assert "do not match the model_sha256 recorded when it was trained" in message
+    assert not [e for e in tampered.all_events if e.event_type_value == "STEP_RESTARTED"]
+
+    model_file.write_bytes(original)
+    mlmodel = folder / "MLmodel"
+    document = yaml.safe_load(mlmodel.read_text())
+    document["flavors"]["sklearn"]["serialization_format"] = "cloudpickle"
+    mlmodel.write_text(yaml.safe_dump(document))
+    from mlops_assets.registry.mlflow import model_digest
+
+    client.set_model_version_tag(name, "1", "model_sha256", model_digest(folder))  # both rewritten
+    pickled = loan.materialize(["batch_predictions"], DAY)
+    failure = next(event for event in pickled.all_events if event.is_step_failure)
+    assert "is stored as cloudpickle, not skops" in (
+        failure.step_failure_data.user_failure_data.description
+    )
+
+
+def test_an_unreadable_drift_cache_is_rebuilt_not_fatal(loan: Platform):
+    assert loan.run(TRAIN, DAY).success
+    assert loan.materialize(["drift_report"], DAY).success
+    caches = sorted((loan.settings.home / "cache" / "references").glob("*.profile.pickle"))
+    assert caches
+    caches[0].write_bytes(caches[0].read_bytes()[:20])  # truncated, as by a full disk or a crash
+    floors = caches[0].with_name(caches[0].name.replace(".profile.pickle", ".noise.json"))
+    floors.write_text('{"age": {"3')  # the noise floors' cache, cut short too
+    again = loan.materialize(["drift_report"], DAY)
+    assert again.success
+    messages = [entry.user_message for entry in loan.instance.all_logs(again.run_id)]
+    assert any("Rebuilding the unreadable reference profile cache" in m for m in messages)
+    assert len(caches[0].read_bytes()) > 20  # rebuilt

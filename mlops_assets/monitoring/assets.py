@@ -106,7 +106,7 @@ def build_drift_assets(
         version = str(champion.version)
         with retry_only_transient():
             reference = mlflow.load_reference(champion.run_id)
-            profile = _reference_profile(contract, mlflow, champion, reference)
+            profile = _reference_profile(contract, mlflow, champion, reference, context.log)
             noise = _noise_floors(contract, mlflow, champion, profile)
             known = len(noise.floors)
             result = dataset_drift(profile, features, contract, noise)
@@ -183,7 +183,10 @@ def _noise_floors(
     from mlops_assets.monitoring.drift import NoiseFloors
 
     path = _noise_path(contract, registry, champion)
-    floors = json.loads(path.read_text()) if path.exists() else {}
+    try:
+        floors = json.loads(path.read_text()) if path.exists() else {}
+    except ValueError:  # truncated or corrupted: computed again
+        floors = {}
     return NoiseFloors(profile, frozenset(contract.numeric_features), floors)
 
 
@@ -236,7 +239,7 @@ def champion_or_fail(lookup: Callable[[], Any]) -> Any:
 
 
 def _reference_profile(
-    contract: DataContract, registry: MlflowRegistry, champion: Any, reference: Table
+    contract: DataContract, registry: MlflowRegistry, champion: Any, reference: Table, log: Any
 ) -> "ReferenceProfile":
     """The champion's reference summarised once per model version (sorted columns, counts), cached."""
     from upath import UPath
@@ -249,8 +252,11 @@ def _reference_profile(
         / f"{champion.run_id}.{contract.version}.profile.pickle"
     )
     if cached.exists():
-        with cached.open("rb") as file:
-            return pickle.load(file)  # written below by this platform, never user input
+        try:
+            with cached.open("rb") as file:
+                return pickle.load(file)  # written below by this platform, never user input
+        except Exception as error:  # truncated or corrupted: a cache is rebuilt, never trusted
+            log.warning(f"Rebuilding the unreadable reference profile cache {cached}: {error!r}")
     profile = ReferenceProfile.of(reference, contract)
     write_atomically(UPath(cached), pickle.dumps(profile))
     return profile

@@ -22,7 +22,12 @@ from mlops_assets.monitoring.metrics import (
     champion_metrics,
     registration_metrics,
 )
-from mlops_assets.registry.mlflow import PROMOTION_TAG, MlflowRegistry, RegisteredModel
+from mlops_assets.registry.mlflow import (
+    MODEL_DIGEST_TAG,
+    PROMOTION_TAG,
+    MlflowRegistry,
+    RegisteredModel,
+)
 from mlops_assets.training.gates import evaluate_gates
 from mlops_assets.training.model import SPLIT, VALIDATION
 
@@ -117,7 +122,7 @@ def _register(
 ) -> tuple[dict[str, Any], list[Any]]:
     """Register the trained model, gate it against the champion of now, move the alias if it passes."""
     card = trained_model.iloc[0]
-    challenger = registry.load_model(card["model_uri"])
+    challenger = registry.load_model(card["model_uri"], card["model_sha256"])
     champion, champion_model = registered.champion_and_model()
     validation = training_set[training_set[SPLIT] == VALIDATION]
     results = evaluate_gates(
@@ -133,6 +138,7 @@ def _register(
         "dagster/partition": context.partition_key,
         "mlops/contract": contract.name,
         "validation_roc_auc": f"{card['roc_auc']:.4f}",
+        MODEL_DIGEST_TAG: card["model_sha256"],
         "gates_passed": str(not failures).lower(),
         "gate_failures": "; ".join(result.summary for result in failures)[:4_000] or "none",
         PROMOTION_TAG: "pending: registration did not finish; materialize this partition again",

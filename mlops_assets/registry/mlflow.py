@@ -12,6 +12,7 @@ loads this code location.
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 import os
 import tempfile
@@ -41,6 +42,8 @@ CHAMPION = "champion"
 # then "champion" or "not promoted"; "pending" that stays means the registration was cut short.
 PROMOTION_TAG = "promotion"
 HISTORY_TAG = "champion_history"
+# Version tag (and trained-model card column): the digest of the model's files at training.
+MODEL_DIGEST_TAG = "model_sha256"
 # Training features logged with every model: what drift reports compare against.
 REFERENCE_ARTIFACT = "reference/features.parquet"
 _MAX_TAG_CHARS = 4_900  # MLflow caps tag values at 5000 characters
@@ -63,6 +66,10 @@ class MlflowUnavailableError(Exception):
 
 class RegistryError(Exception):
     """A registry operation was refused (unknown version, nothing to roll back to)."""
+
+
+class ModelIntegrityError(RegistryError):
+    """A model's files are not the ones recorded at training, or in a format that runs code."""
 
 
 def check_reachable(tracking_uri: str, timeout_seconds: float = 5.0) -> None:
@@ -145,6 +152,31 @@ def _close_abandoned_runs(
             client.set_terminated(run.info.run_id, "FAILED")
 
 
+def model_digest(folder: Path) -> str:
+    """SHA-256 over every file of a model directory: relative paths and contents, in path order.
+
+    `registered_model_meta` is left out: MLflow writes it into a `models:/` download.
+    """
+    digest = hashlib.sha256()
+    files = (p for p in folder.rglob("*") if p.is_file() and p.name != "registered_model_meta")
+    for path in sorted(files):
+        digest.update(path.relative_to(folder).as_posix().encode() + b"\0")
+        digest.update(hashlib.sha256(path.read_bytes()).digest())
+    return digest.hexdigest()
+
+
+def _require_skops(folder: Path, model_uri: str) -> None:
+    import yaml
+
+    flavors = yaml.safe_load((folder / "MLmodel").read_text()).get("flavors", {})
+    serialization = flavors.get("sklearn", {}).get("serialization_format")
+    if serialization != "skops":
+        raise ModelIntegrityError(
+            f"{model_uri} is stored as {serialization or 'no scikit-learn flavor'}, not skops: "
+            "pickle formats run code when loaded; refusing to load it"
+        )
+
+
 @dataclass(frozen=True)
 class AliasMove:
     """One move of the champion alias: the record kept in the registry and shown in the UI."""
@@ -200,12 +232,35 @@ class MlflowRegistry(dg.ConfigurableResource):
     def run_url(self, experiment_id: str, run_id: str) -> str:
         return f"{self.ui_url}/#/experiments/{experiment_id}/runs/{run_id}"
 
-    def load_model(self, model_uri: str) -> Any:
-        """The scikit-learn pipeline behind a model URI (runs:/, models:/name/version)."""
+    def load_model(self, model_uri: str, expected_digest: str | None) -> Any:
+        """The scikit-learn pipeline behind a model URI, loaded only if its files match the digest
+        recorded when it was trained and it is stored with skops (which runs no code on load).
+
+        MLflow would otherwise load whatever serialization the stored `MLmodel` declares: whoever
+        can write to the artifact store could run code in every step and the model server.
+        """
+        import mlflow.artifacts
         import mlflow.sklearn
 
         self.client()
-        return mlflow.sklearn.load_model(model_uri)
+        if not expected_digest:
+            raise ModelIntegrityError(
+                f"{model_uri} has no recorded {MODEL_DIGEST_TAG}: it was not trained by this "
+                "platform (or before checksums were recorded); retrain it, refusing to load it"
+            )
+        with tempfile.TemporaryDirectory() as folder:
+            local = Path(
+                mlflow.artifacts.download_artifacts(artifact_uri=model_uri, dst_path=folder)
+            )
+            digest = model_digest(local)
+            if digest != expected_digest:
+                raise ModelIntegrityError(
+                    f"{model_uri}: its files do not match the {MODEL_DIGEST_TAG} recorded when it "
+                    f"was trained ({expected_digest[:12]}... expected, {digest[:12]}... found); "
+                    "refusing to load it"
+                )
+            _require_skops(local, model_uri)
+            return mlflow.sklearn.load_model(str(local))
 
     def load_reference(self, run_id: str) -> pd.DataFrame:
         """The training features logged with a model's run, downloaded once per run."""
@@ -272,7 +327,13 @@ class RegisteredModel:
         champion = self.champion()
         if champion is None:
             return None, None
-        return champion, self.registry.load_model(f"models:/{self.model_name}/{champion.version}")
+        return champion, self.load_version(champion)
+
+    def load_version(self, version: ModelVersion) -> Any:
+        """A registered version's pipeline, checked against the digest it was registered with."""
+        return self.registry.load_model(
+            f"models:/{self.model_name}/{version.version}", version.tags.get(MODEL_DIGEST_TAG)
+        )
 
     def require_champion(self) -> ModelVersion:
         """The champion version; a clear error before the first promotion."""
@@ -286,7 +347,7 @@ class RegisteredModel:
 
     def load_champion(self) -> tuple[ModelVersion, Any]:
         champion = self.require_champion()
-        return champion, self.registry.load_model(f"models:/{self.model_name}/{champion.version}")
+        return champion, self.load_version(champion)
 
     def register(
         self, model_uri: str, run_id: str, model_id: str | None, tags: dict[str, str]

@@ -23,7 +23,13 @@ from mlops_assets.keys import (
     TRAINING_SET,
     retry_only_transient,
 )
-from mlops_assets.registry.mlflow import REFERENCE_ARTIFACT, MlflowRegistry, dagster_run_ended
+from mlops_assets.registry.mlflow import (
+    MODEL_DIGEST_TAG,
+    REFERENCE_ARTIFACT,
+    MlflowRegistry,
+    dagster_run_ended,
+    model_digest,
+)
 from mlops_assets.training.gates import GATE_NAMES, GateResult, evaluate_gates
 from mlops_assets.training.model import (
     SPLIT,
@@ -58,6 +64,7 @@ TRAINED_MODEL_CARD = FrameSpec(
     (
         ColumnSpec("model_uri", TEXT, "MLflow URI of the logged model"),
         ColumnSpec("model_id", TEXT, "MLflow LoggedModel id"),
+        ColumnSpec("model_sha256", TEXT, "Digest of the model's files: loading checks it"),
         ColumnSpec("run_id", TEXT, "MLflow run that trained it"),
         ColumnSpec("experiment_id", TEXT),
         ColumnSpec("as_of", TEXT, "Partition: the last day of the training window"),
@@ -290,6 +297,7 @@ def _train_and_log(
     registry: MlflowRegistry,
 ) -> tuple[dict[str, Any], list[GateResult], dict[str, float]]:
     import mlflow
+    import mlflow.artifacts
     import mlflow.sklearn
 
     model = contract.spec.model
@@ -346,6 +354,15 @@ def _train_and_log(
             skops_trusted_types=SKOPS_TRUSTED_TYPES,
         )
         with tempfile.TemporaryDirectory() as folder:
+            digest = model_digest(
+                Path(
+                    mlflow.artifacts.download_artifacts(
+                        artifact_uri=model_info.model_uri, dst_path=folder
+                    )
+                )
+            )
+        mlflow.set_tag(MODEL_DIGEST_TAG, digest)
+        with tempfile.TemporaryDirectory() as folder:
             reference = Path(folder) / Path(REFERENCE_ARTIFACT).name
             train[[contract.event_time_column, *contract.feature_columns]].to_parquet(reference)
             mlflow.log_artifact(str(reference), artifact_path=str(Path(REFERENCE_ARTIFACT).parent))
@@ -362,6 +379,7 @@ def _train_and_log(
     card = {
         "model_uri": model_info.model_uri,
         "model_id": model_info.model_id or "",
+        "model_sha256": digest,
         "run_id": run.info.run_id,
         "experiment_id": run.info.experiment_id,
         "as_of": context.partition_key,
