@@ -59,6 +59,13 @@ def rollback_job(contract: str) -> str:
     return f"{contract}_rollback_champion"
 
 
+def lifecycle_pool(contract: str) -> str:
+    """The concurrency pool of every step of a contract's lifecycle: with `dagster.yaml`'s pool
+    limit of 1 at run granularity, one run of a model's lifecycle (ingestion to registry) at a
+    time, so two runs never interleave their writes of a partition or the registry."""
+    return f"{contract}_lifecycle"
+
+
 def retraining_sensor(contract: str) -> str:
     return f"{contract}_drift_retraining_sensor"
 

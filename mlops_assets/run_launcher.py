@@ -1,4 +1,7 @@
-"""The laptop's run launcher: Dagster's default one, plus a health check of each run's worker.
+"""The laptop's run launcher and run queue: Dagster's own, plus what they miss.
+
+`LocalRunLauncher` adds a health check of each run's worker; `PoolQueuedRunCoordinator` creates
+each run's concurrency pools when the run is queued.
 
 Dagster's `DefaultRunLauncher` cannot tell whether a run's worker process still exists, so a run
 whose worker was killed (with the daemon, by the OOM killer, by a reboot) stays STARTED forever
@@ -13,8 +16,28 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from dagster import DagsterEventType, DagsterRun, DefaultRunLauncher
+from dagster import DagsterEventType, DagsterRun, DefaultRunLauncher, QueuedRunCoordinator
 from dagster._core.launcher import CheckRunHealthResult, WorkerStatus
+from dagster._core.run_coordinator import SubmitRunContext
+
+
+class PoolQueuedRunCoordinator(QueuedRunCoordinator):
+    """Dagster's run queue, with each queued run's pools given the default limit on submission.
+
+    The queue gives a new pool its default limit only while dequeuing, after it has read which
+    pools have limits: the first runs of a pool queued together all start at once. Creating the
+    pools when a run is queued closes that gap.
+    """
+
+    def submit_run(self, context: SubmitRunContext) -> DagsterRun:
+        concurrency = context.dagster_run.run_op_concurrency
+        storage = self._instance.event_log_storage
+        if concurrency and self._instance.global_op_concurrency_default_limit is not None:
+            known = storage.get_concurrency_keys()
+            for pool in concurrency.all_pools or []:
+                if pool not in known:
+                    storage.initialize_concurrency_limit_to_default(pool)
+        return super().submit_run(context)
 
 
 class LocalRunLauncher(DefaultRunLauncher):

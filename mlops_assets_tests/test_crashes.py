@@ -213,3 +213,37 @@ def test_ingestion_killed_between_or_during_its_writes_leaves_no_mixed_or_stray_
     ).resources["loan_default_source"]
     delivered = source.load_day(date.fromisoformat(day)).rows
     assert len(raw) + len(rejected) == len(delivered)  # one delivery, split
+
+
+@pytest.mark.slow
+def test_runs_of_one_models_lifecycle_queue_behind_each_other(on_disk, tmp_path):
+    """Two runs launched for the same partition at once: the second waits for the first."""
+    import json
+
+    env, instance = on_disk
+    env = {**env, "MLOPS_SYNTHETIC_ROWS_PER_DAY": "300"}
+    job = keys.ingestion_job(CONTRACT)
+    launch = [
+        str(Path(sys.executable).parent / "dagster"),
+        *("job", "launch", "-m", "mlops_assets", "-j", job),
+        *("--tags", json.dumps({"dagster/partition": "2026-01-08"})),
+    ]
+    for _ in range(2):
+        subprocess.run(launch, env=env, check=True, capture_output=True, timeout=300)
+    daemon = start_daemon(tmp_path / "daemon.log", env)
+    try:
+        records = wait_for(
+            lambda: (
+                (found := instance.get_run_records(dg.RunsFilter(job_name=job)))
+                and all(record.dagster_run.is_finished for record in found)
+                and found
+            ),
+            300,
+            f"the two runs did not finish; see {tmp_path / 'daemon.log'}",
+        )
+    finally:
+        os.killpg(daemon.pid, signal.SIGTERM)
+        daemon.wait(timeout=60)
+    first, second = sorted(records, key=lambda record: record.start_time)
+    assert all(r.dagster_run.status == dg.DagsterRunStatus.SUCCESS for r in records)
+    assert second.start_time >= first.end_time, "the runs overlapped"

@@ -5,7 +5,7 @@ import dagster as dg
 from mlops_assets.contracts import DataContract
 from mlops_assets.contracts.frames import Table
 from mlops_assets.deployment import k8s_op_tags
-from mlops_assets.keys import FEATURES, RAW
+from mlops_assets.keys import FEATURES, RAW, lifecycle_pool
 
 
 def build_feature_assets(
@@ -27,6 +27,7 @@ def build_feature_assets(
         kinds={"pandas", "parquet"},
         code_version=contract.version,
         op_tags=k8s_op_tags("features"),
+        pool=lifecycle_pool(contract.name),
         description=f"Model inputs for a day: raw features plus derived ones ({derived}).",
     )
     def features(context: dg.AssetExecutionContext, raw: Table) -> dg.Output[Table]:

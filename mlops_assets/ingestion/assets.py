@@ -16,7 +16,7 @@ from mlops_assets.ingestion.validation import (
     quarantine_schema,
     validate_rows,
 )
-from mlops_assets.keys import RAW, REJECTED
+from mlops_assets.keys import RAW, REJECTED, lifecycle_pool
 
 SCHEMA_CHECK = "accepted_rows_match_contract"
 ROW_COUNT_CHECK = "row_count_at_least_minimum"
@@ -38,6 +38,7 @@ def build_ingestion_assets(
     @dg.multi_asset(
         name=f"{contract.name}__ingest",
         op_tags=k8s_op_tags("ingestion"),
+        pool=lifecycle_pool(contract.name),
         partitions_def=partitions_def,
         can_subset=False,
         required_resource_keys={source_key(contract)},

@@ -18,6 +18,7 @@ from mlops_assets.keys import (
     FEATURES,
     MLFLOW_RETRY_POLICY,
     REGISTERED_MODEL_VERSION,
+    lifecycle_pool,
     retry_only_transient,
 )
 from mlops_assets.monitoring.metrics import PrometheusMetrics, drift_metrics
@@ -89,6 +90,7 @@ def build_drift_assets(
         kinds={"evidently", "pandas", "mlflow"},
         code_version=contract.version,
         op_tags=k8s_op_tags("monitoring"),
+        pool=lifecycle_pool(contract.name),
         description="The day's features against the champion's training data: Evidently's "
         "default tests per column, the drifted share, and the Evidently HTML report.",
     )

@@ -15,6 +15,7 @@ from mlops_assets.keys import (
     TRAINED_MODEL,
     TRAINING_SET,
     TRIGGER_TAG,
+    lifecycle_pool,
     retry_only_transient,
 )
 from mlops_assets.monitoring.metrics import (
@@ -62,6 +63,7 @@ def build_registry_assets(
         retry_policy=MLFLOW_RETRY_POLICY,
         kinds={"mlflow"},
         op_tags=k8s_op_tags("registry"),
+        pool=lifecycle_pool(contract.name),
         description=f"The model in the MLflow Model Registry as {contract.model_name!r}; "
         "`champion` moves to it only if every gate passes at promotion time.",
     )

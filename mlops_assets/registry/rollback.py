@@ -5,7 +5,12 @@ from pydantic import Field
 
 from mlops_assets.contracts import DataContract
 from mlops_assets.deployment import k8s_op_tags
-from mlops_assets.keys import MLFLOW_RETRY_POLICY, REGISTERED_MODEL_VERSION, rollback_job
+from mlops_assets.keys import (
+    MLFLOW_RETRY_POLICY,
+    REGISTERED_MODEL_VERSION,
+    lifecycle_pool,
+    rollback_job,
+)
 from mlops_assets.monitoring.metrics import PrometheusMetrics, champion_metrics
 from mlops_assets.registry.mlflow import MlflowRegistry, RegistryError
 
@@ -23,6 +28,7 @@ def build_rollback_job(contract: DataContract) -> dg.JobDefinition:
         name=f"{contract.name}__move_champion_back",
         retry_policy=MLFLOW_RETRY_POLICY,
         tags=k8s_op_tags("registry"),
+        pool=lifecycle_pool(contract.name),
     )
     def move_champion_back(
         context: dg.OpExecutionContext,

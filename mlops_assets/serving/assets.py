@@ -12,6 +12,7 @@ from mlops_assets.keys import (
     FEATURES,
     MLFLOW_RETRY_POLICY,
     MODEL_PERFORMANCE,
+    lifecycle_pool,
     retry_only_transient,
 )
 from mlops_assets.monitoring.assets import champion_dependency, champion_or_fail
@@ -53,6 +54,7 @@ def build_serving_assets(
         kinds={"sklearn", "mlflow", "pandas"},
         code_version=contract.version,
         op_tags=k8s_op_tags("serving"),
+        pool=lifecycle_pool(contract.name),
         metadata={"dagster/column_schema": contract.column_schema("predictions")},
         description=f"Every {contract.spec.entity} of the day scored by the current champion, "
         f"with the version that scored it; `positive` when the score is >= {threshold}.",
@@ -100,6 +102,7 @@ def build_serving_assets(
         },
         kinds={"pandas"},
         op_tags=k8s_op_tags("serving"),
+        pool=lifecycle_pool(contract.name),
         description="How well what was served did, once labels arrive; re-materialize when "
         "late labels arrive.",
     )

@@ -21,6 +21,7 @@ from mlops_assets.keys import (
     MLFLOW_RETRY_POLICY,
     TRAINED_MODEL,
     TRAINING_SET,
+    lifecycle_pool,
     retry_only_transient,
 )
 from mlops_assets.registry.mlflow import (
@@ -114,6 +115,7 @@ def build_training_assets(
         kinds={"pandas", "parquet"},
         code_version=contract.version,
         op_tags=k8s_op_tags("training"),
+        pool=lifecycle_pool(contract.name),
         description="Labelled feature rows of the window ending on the partition, split by time.",
     )
     def training_set(
@@ -169,6 +171,7 @@ def build_training_assets(
         kinds={"sklearn", "mlflow"},
         code_version=contract.version,
         op_tags=k8s_op_tags("training"),
+        pool=lifecycle_pool(contract.name),
         description=f"A {contract.spec.model.estimator} pipeline trained on the training set, "
         "logged to MLflow with its signature and the reference data drift reports compare against.",
     )
