@@ -36,7 +36,7 @@ dev: install dagster-home  ## the Dagster UI (and daemon) on http://127.0.0.1:30
 mlflow-ui: install  ## the MLflow UI over the local store, on http://127.0.0.1:5000
 	$(BIN)/mlflow ui --backend-store-uri "sqlite:///$(MLOPS_HOME)/mlflow/mlflow.db" --host 127.0.0.1 --port 5000
 
-serve: install  ## the champion over HTTP (mlflow models serve) on http://127.0.0.1:5001/invocations
+serve: install  ## the champion over HTTP, requests checked against the contract, on http://127.0.0.1:5001/invocations
 	$(BIN)/python -m mlops_assets.serving serve --contract $(CONTRACT) --port 5001
 
 kserve-manifest: install  ## a KServe InferenceService for the champion, in deploy/kserve/

@@ -1,6 +1,6 @@
 """Online serving: latency and throughput of `mlops_assets.serving serve` vs the batch scorer.
 
-Trains a champion on a temporary home (8 synthetic days), starts MLflow's model server on it
+Trains a champion on a temporary home (8 synthetic days), starts the model server on it
 (`model_server`: the command `make serve` runs) on 127.0.0.1, and times single-application
 requests and batches, against scoring the same rows in-process with the batch scorer
 (`default_probability`, what `batch_predictions` does). The baseline is the in-process scorer.
@@ -77,7 +77,7 @@ def main() -> None:
         expected = positive_probability(model, batch, contract)
         batch_local = time.perf_counter() - start
 
-        with model_server(settings, contract.model_name, Path(folder) / "serve.log") as base:
+        with model_server(settings, contract, Path(folder) / "serve.log") as base:
             url = f"{base}/invocations"
             post(url, rows.head(1))  # warm-up
             single_http = []
@@ -99,7 +99,7 @@ def main() -> None:
         table(
             ["path", "1 row p50 ms", "1 row p95 ms", f"{args.batch_rows} rows s", "rows/s"],
             [
-                ["mlflow models serve (HTTP)", f"{http_p50:.1f}", f"{http_p95:.1f}",
+                ["model server (HTTP)", f"{http_p50:.1f}", f"{http_p95:.1f}",
                  f"{batch_http:.3f}", f"{args.batch_rows / batch_http:,.0f}"],
                 ["batch scorer in-process", f"{local_p50:.1f}", f"{local_p95:.1f}",
                  f"{batch_local:.3f}", f"{args.batch_rows / batch_local:,.0f}"],

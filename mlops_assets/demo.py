@@ -279,7 +279,7 @@ def online_prediction(
     day: str,
     rows: int = 5,
 ) -> Online:
-    """Serve the champion with `mlflow models serve` (as `make serve` does) and score `day`."""
+    """Serve the champion (as `make serve` does) and score `day` over HTTP."""
     import numpy as np
 
     from mlops_assets.serving.online import model_server, predict_online
@@ -289,7 +289,7 @@ def online_prediction(
     champion, model = defs.resources["mlflow"].model(contract.model_name).load_champion()
     expected = positive_probability(model, features, contract)
     log = settings.home / "logs" / "serve.log"
-    with model_server(settings, contract.model_name, log) as url:
+    with model_server(settings, contract, log) as url:
         started = time.perf_counter()
         served = predict_online(url, features[contract.feature_columns])
         latency_ms = (time.perf_counter() - started) * 1000
@@ -335,7 +335,7 @@ def print_story(
             )
     if online is not None:
         print(
-            f"\nOnline serving:  champion v{online.version} over HTTP (mlflow models serve) scored "
+            f"\nOnline serving:  champion v{online.version} over HTTP (make serve) scored "
             f"{online.rows} applications of {online.day} in {online.latency_ms:.0f} ms, equal to "
             f"the batch scorer (largest difference {online.max_difference:.1e})"
         )

@@ -96,11 +96,13 @@ def test_credentials_in_the_tracking_uri_reach_mlflow_but_no_page_log_or_command
 ):
     """`http://user:password@host` works, and the password is in no resource config, event log,
     compute log, or command line of the model server."""
+    import json
     import os
     import subprocess
     import sys
+    import urllib.request
 
-    from mlops_assets.serving.online import serve_command
+    from mlops_assets.serving.online import model_server
 
     secret = "s3cret-Token"
     dagster_home = environment / "dagster"
@@ -117,8 +119,6 @@ def test_credentials_in_the_tracking_uri_reach_mlflow_but_no_page_log_or_command
         registry = build_definitions(settings).resources["mlflow"]
         assert secret not in registry.tracking_uri + registry.ui_url
         assert os.environ["MLFLOW_TRACKING_PASSWORD"] == secret  # where MLflow reads it
-        command, env = serve_command(settings, MODEL, "127.0.0.1", 5001)
-        assert secret not in " ".join(command) + env["MLFLOW_TRACKING_URI"]
 
         selection = ",".join(
             f"loan_default/{stage}"
@@ -138,7 +138,15 @@ def test_credentials_in_the_tracking_uri_reach_mlflow_but_no_page_log_or_command
         assert result.returncode == 0, result.stderr[-3000:]
         champion = MlflowClient(uri).get_model_version_by_alias(MODEL, "champion")
         assert str(champion.version) == "1"
-    assert secret not in result.stdout + result.stderr
+        contract = next(c for c in settings.load_contracts() if c.name == "loan_default")
+        serve_log = environment / "serve.log"
+        with (
+            model_server(settings, contract, serve_log) as base,
+            urllib.request.urlopen(f"{base}/version", timeout=30) as response,
+        ):
+            assert json.loads(response.read())["version"] == "1"
+        assert "serving models:/" in serve_log.read_text()
+    assert secret not in result.stdout + result.stderr + serve_log.read_text()
     leaks = [
         str(path)
         for path in dagster_home.rglob("*")

@@ -1,4 +1,4 @@
-"""Online serving: the champion behind `mlflow models serve`, and its KServe manifest."""
+"""Online serving: the champion behind the model server, and its KServe manifest."""
 
 from __future__ import annotations
 
@@ -32,6 +32,26 @@ def post(url: str, body: bytes) -> tuple[int, dict]:
         return error.code, json.loads(error.read() or b"{}")
 
 
+def post_oversized(url: str, size: int) -> tuple[int, dict]:
+    """Announce a `size`-byte body, send its first bytes, and read the answer (a server refusing
+    it answers before the rest arrives, and closes the connection)."""
+    import socket
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    with socket.create_connection((parts.hostname, parts.port), timeout=30) as connection:
+        connection.sendall(
+            f"POST {parts.path} HTTP/1.1\r\nHost: {parts.netloc}\r\n"
+            f"Content-Type: application/json\r\nContent-Length: {size}\r\n\r\n".encode()
+            + b"[" * 65_536
+        )
+        response = b""
+        while chunk := connection.recv(65_536):
+            response += chunk
+    head, _, body = response.partition(b"\r\n\r\n")
+    return int(head.split()[1]), json.loads(body)
+
+
 def as_json(payload: dict) -> bytes:
     return json.dumps(payload).encode()
 
@@ -48,8 +68,10 @@ def test_champion_served_over_http_matches_batch_scores_and_rejects_bad_requests
     expected = batch.set_index(contract.id_column).loc[rows[contract.id_column], "score"].to_numpy()
     request_frame = rows[contract.feature_columns]
     first, numeric = contract.feature_columns[0], contract.numeric_features[0]
+    bounded = next(c for c in contract.raw_features if getattr(c, "max", None) is not None)
+    categorical = next(c for c in contract.raw_features if c.type == "categorical")
 
-    with model_server(platform.settings, contract.model_name, tmp_path / "serve.log") as base:
+    with model_server(platform.settings, contract, tmp_path / "serve.log") as base:
         url = f"{base}/invocations"
         split = json.loads(request_frame.to_json(orient="split", index=False))
         status, body = post(url, as_json({"dataframe_split": split}))
@@ -59,26 +81,50 @@ def test_champion_served_over_http_matches_batch_scores_and_rejects_bad_requests
         np.testing.assert_allclose(served[:, 1], expected, rtol=1e-9)
 
         records = json.loads(request_frame.to_json(orient="records"))
-        status, body = post(url, as_json({"instances": records}))
-        assert status == 200, body
-        np.testing.assert_allclose(np.array(body["predictions"])[:, 1], expected, rtol=1e-9)
+        for key in ("instances", "dataframe_records"):
+            status, body = post(url, as_json({key: records}))
+            assert status == 200, body
+            np.testing.assert_allclose(np.array(body["predictions"])[:, 1], expected, rtol=1e-9)
 
+        refused = []
         missing = {"dataframe_split": {**split, "columns": split["columns"][1:]}}
         missing["dataframe_split"]["data"] = [row[1:] for row in split["data"]]
-        status, body = post(url, as_json(missing))
-        assert status == 400 and f"missing inputs ['{first}']" in body["message"]
+        refused.append(post(url, as_json(missing)))
+        assert refused[-1] == (
+            400,
+            {
+                "error_code": "BAD_REQUEST",
+                "message": f"Missing input column(s): {first}",
+                "reasons": [],
+            },
+        )
 
-        column = split["columns"].index(numeric)
-        wrong = [[*row[:column], "excellent", *row[column + 1 :]] for row in split["data"][:3]]
-        status, body = post(url, as_json({"dataframe_split": {**split, "data": wrong}}))
-        assert status == 400 and f"Failed to convert column {numeric}" in body["message"]
-        # `instances` gets a 400 too, though MLflow's message names the value, not the column
-        status, body = post(url, as_json({"instances": [{**records[0], numeric: "x"}]}))
-        assert status == 400 and body["message"]
+        outside = [
+            {**records[0], numeric: "excellent"},
+            {**records[1], bounded.name: bounded.max + 1},
+            {**records[2], categorical.name: "no-such-level"},
+        ]
+        refused.append(post(url, as_json({"instances": outside})))
+        status, body = refused[-1]
+        assert status == 400
+        assert body["message"] == f"3 value(s) outside the contract of '{contract.name}'"
+        assert body["reasons"] == [
+            f"row 0: {numeric}: 'excellent' is not a number",
+            f"row 1: {bounded.name}: {bounded.max + 1!r} is above the contract's maximum "
+            f"{bounded.max:g}",
+            f"row 2: {categorical.name}: 'no-such-level' is not a level of the contract "
+            f"({', '.join(categorical.levels)})",
+        ]
 
-        for empty in (b"", b"{}", b"{not json"):
-            status, body = post(url, empty)
-            assert 400 <= status < 500 and body["message"], (empty, status, body)
+        for empty in (b"", b"{}", b"{not json", b'{"instances": []}'):
+            refused.append(post(url, empty))
+            assert refused[-1][0] == 400 and refused[-1][1]["message"], (empty, refused[-1])
+
+        refused.append(post_oversized(url, 10_000_000))  # 10 MB of "["
+        assert refused[-1][0] == 413
+        assert "larger than the server's limit" in refused[-1][1]["message"]
+        for _status, body in refused:
+            assert "Traceback" not in json.dumps(body) and "stack_trace" not in body
 
         status, body = post(url, as_json({"dataframe_split": split}))  # still serving
         assert status == 200 and len(body["predictions"]) == len(rows)

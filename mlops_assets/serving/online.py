@@ -1,12 +1,12 @@
-"""Online serving of a contract's champion: MLflow's model server locally, a KServe manifest for clusters.
+"""Online serving of a contract's champion: a model server locally, a KServe manifest for clusters.
 
     python -m mlops_assets.serving serve [--contract NAME] [--port 5001]   # `make serve`
     python -m mlops_assets.serving kserve [--contract NAME] [--out FILE]   # `make kserve-manifest`
 
 Both read the same settings and contracts as the code location (MLFLOW_TRACKING_URI,
-MLOPS_CONTRACTS, ...); `--contract` picks the model when several are loaded. The server answers
-POST /invocations with `predictions: [[P(negative), P(positive)]]`, the same `predict_proba` the
-batch scorer uses.
+MLOPS_CONTRACTS, ...); `--contract` picks the model when several are loaded. The server
+(`serving/app.py`) answers POST /invocations with `predictions: [[P(negative), P(positive)]]`, the
+same `predict_proba` the batch scorer uses, after checking each request against the contract.
 """
 
 from __future__ import annotations
@@ -51,49 +51,63 @@ def choose_contract(settings: PlatformSettings, name: str | None) -> DataContrac
 
 
 def serve_command(
-    settings: PlatformSettings,
-    model_name: str,
+    contract: DataContract,
     host: str,
     port: int,
     version: str | None = None,
-    workers: int = 1,
+    max_request_bytes: int | None = None,
 ) -> tuple[list[str], dict[str, str]]:
-    """The `mlflow models serve` command line and environment for the champion (or `version`).
-
-    `--env-manager local`: the platform's own environment already has the model's dependencies,
-    and no environment is built (or downloaded) at start-up.
-    """
-    bin_dir = Path(sys.executable).parent
-    mlflow = bin_dir / "mlflow"
+    """The command line and environment that serve the contract's champion (or `version`)."""
     command = [
-        str(mlflow), "models", "serve",
-        "--model-uri", model_uri(model_name, version),
-        "--env-manager", "local",
-        "--host", host, "--port", str(port), "--workers", str(workers),
+        sys.executable, "-m", "mlops_assets.serving", "serve",
+        "--contract", contract.name, "--host", host, "--port", str(port),
     ]  # fmt: skip
-    path = os.pathsep.join([str(bin_dir), os.environ.get("PATH", "")])  # mlflow runs `uvicorn`
-    return command, {
-        **os.environ,
-        "PATH": path,
-        "MLFLOW_TRACKING_URI": settings.mlflow_tracking_uri,
-    }
+    if version:
+        command += ["--version", version]
+    if max_request_bytes:
+        command += ["--max-request-bytes", str(max_request_bytes)]
+    return command, dict(os.environ)
+
+
+def load_served_model(
+    settings: PlatformSettings, contract: DataContract, version: str | None = None
+) -> Any:
+    """The champion (or `version`) of the contract's model, checked against its recorded digest."""
+    from mlops_assets.registry.mlflow import RegistryError
+    from mlops_assets.serving.app import ServedModel
+
+    registered = _registry(settings).model(contract.model_name)
+    chosen = registered.require_version(version) if version else registered.champion()
+    if chosen is None:
+        raise RegistryError(
+            f"{contract.model_name!r} has no {CHAMPION} yet; train one or pass --version"
+        )
+    pipeline = registered.load_version(chosen)
+    return ServedModel(contract, pipeline, str(chosen.version), None if version else CHAMPION)
 
 
 @contextmanager
 def model_server(
     settings: PlatformSettings,
-    model_name: str,
+    contract: DataContract,
     log: Path,
     version: str | None = None,
     port: int | None = None,
+    max_request_bytes: int | None = None,
 ) -> Iterator[str]:
     """The champion (or `version`) served on 127.0.0.1 until the block ends; yields its base URL."""
     from mlops_assets.processes import free_port, running
 
     port = port or free_port()
-    command, env = serve_command(settings, model_name, "127.0.0.1", port, version)
+    command, env = serve_command(contract, "127.0.0.1", port, version, max_request_bytes)
+    env = {**env, "MLOPS_HOME": str(settings.home), **_settings_environment(settings)}
     with running(command, f"http://127.0.0.1:{port}/ping", log, env=env):
         yield f"http://127.0.0.1:{port}"
+
+
+def _settings_environment(settings: PlatformSettings) -> dict[str, str]:
+    """The variables `settings` was read from, so that the server process reads the same."""
+    return {k: v for k, v in settings.environ.items() if k.startswith(("MLOPS_", "MLFLOW_"))}
 
 
 def predict_online(base_url: str, frame: Any) -> list[float]:
@@ -204,12 +218,17 @@ def main(argv: list[str] | None = None) -> None:
         description="Serve the champion model, or describe it for KServe."
     )
     commands = parser.add_subparsers(dest="command", required=True)
-    serve = commands.add_parser("serve", help="run `mlflow models serve` on the champion")
+    serve = commands.add_parser("serve", help="serve the champion over HTTP")
     serve.add_argument("--contract", help="which contract's model (needed when several load)")
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=5001)
     serve.add_argument("--version", help="serve this registry version instead of the champion")
-    serve.add_argument("--workers", type=int, default=1)
+    serve.add_argument(
+        "--max-request-bytes",
+        type=int,
+        default=None,
+        help="larger request bodies get a 413 (default: 1,000,000)",
+    )
     kserve = commands.add_parser("kserve", help="write a KServe InferenceService manifest")
     kserve.add_argument("--contract", help="which contract's model (needed when several load)")
     kserve.add_argument("--version", help="this registry version instead of the champion")
@@ -224,18 +243,16 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     settings = PlatformSettings.from_env()
     try:
-        model_name = choose_contract(settings, args.contract).model_name
+        contract = choose_contract(settings, args.contract)
     except ValueError as error:
         parser.exit(2, f"error: {error}\n")
-
-    if args.command == "serve":
-        command, env = serve_command(
-            settings, model_name, args.host, args.port, args.version, args.workers
-        )
-        print(f"serving {model_uri(model_name, args.version)} from {settings.mlflow_tracking_uri}")
-        os.execve(command[0], command, env)
+    model_name = contract.model_name
 
     from mlops_assets.registry.mlflow import RegistryError
+
+    if args.command == "serve":
+        _serve(settings, contract, args, parser)
+        return
 
     try:
         manifest = inference_service(
@@ -262,6 +279,30 @@ def main(argv: list[str] | None = None) -> None:
         print(args.out)
     else:
         sys.stdout.write(text)
+
+
+def _serve(
+    settings: PlatformSettings,
+    contract: DataContract,
+    args: argparse.Namespace,
+    parser: argparse.ArgumentParser,
+) -> None:
+    import uvicorn
+
+    from mlops_assets.registry.mlflow import RegistryError
+    from mlops_assets.serving.app import MAX_REQUEST_BYTES, build_app
+
+    try:
+        served = load_served_model(settings, contract, args.version)
+    except RegistryError as error:
+        parser.exit(2, f"error: {error}\n")
+    print(
+        f"serving {model_uri(contract.model_name, args.version)} (version {served.version}) "
+        f"from {settings.mlflow_tracking_uri} on http://{args.host}:{args.port}/invocations",
+        flush=True,
+    )
+    app = build_app(served, args.max_request_bytes or MAX_REQUEST_BYTES)
+    uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
 
 
 if __name__ == "__main__":
