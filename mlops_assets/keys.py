@@ -36,6 +36,8 @@ STAGES = {
 # Run tags the retraining sensor sets and the registry reads.
 TRIGGER_TAG = "mlops/trigger"
 CONTRACT_TAG = "mlops/contract"
+# The first day of the data a drift-triggered retraining learns from (run and version tag).
+TRAINING_SINCE_TAG = "mlops/training_since"
 
 
 def op_name(key: dg.AssetKey) -> str:

@@ -85,7 +85,7 @@ def test_promtool_accepts_the_rules_and_they_fire_when_the_sensor_retrains(tmp_p
         [promtool, "check", "rules", str(tmp_path / RULES_FILE)], capture_output=True, text=True
     )
     assert checked.returncode == 0, checked.stdout + checked.stderr
-    assert f"SUCCESS: {4 * len(settings.load_contracts())} rules found" in checked.stdout
+    assert f"SUCCESS: {5 * len(settings.load_contracts())} rules found" in checked.stdout
 
     # one drift report a day (values held between pushes): 0.1, then 0.25 from day 1 on
     shares = [0.1, 0.25, 0.25, 0.25, 0.25]

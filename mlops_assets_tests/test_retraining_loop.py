@@ -119,3 +119,41 @@ def test_drift_triggers_retraining_that_promotes_a_champion_fitting_the_new_data
         instance=instance, cursor=cursor, definitions=platform.defs
     ) as context:
         assert not sensor(context).run_requests
+
+
+def test_drift_against_a_champion_trained_after_the_drift_escalates_instead_of_retraining(
+    tmp_path, feature_history, instance
+):
+    """The champion was trained by a drift-triggered run on data since the drift; the data still
+    drifts against it: the drift report's warning check fails with the escalation, and its metadata
+    tells the sensor not to retrain."""
+    env, _ = SCENARIOS["loan_default"]
+    platform = platform_with_history(
+        tmp_path / "home", feature_history, instance, "loan_default", **env
+    )
+    drift_trained = {"mlops/trigger": "drift", "mlops/training_since": "2026-01-05"}
+    trained = platform.defs.resolve_job_def(keys.training_job("loan_default")).execute_in_process(
+        partition_key="2026-01-08", instance=instance, tags=drift_trained
+    )
+    assert trained.success
+    version = platform.registry.champion()
+    assert version.tags["mlops/trigger"] == "drift"
+    assert version.tags["mlops/training_since"] == "2026-01-05"
+
+    daily = platform.run("daily_lifecycle", DRIFT_START)
+    drift = metadata(daily, "drift_report")
+    assert drift["drift_share"] > 0.2 and drift["persists_after_retraining"] is True
+    check = next(
+        evaluation
+        for evaluation in daily.get_asset_check_evaluations()
+        if evaluation.check_name == "retraining_removed_drift"
+    )
+    assert not check.passed
+    assert check.description.startswith(
+        "retraining did not remove the drift: look at the data: drift share"
+    )
+    sensor = platform.defs.get_sensor_def(keys.retraining_sensor("loan_default"))
+    with dg.build_sensor_context(instance=instance, definitions=platform.defs) as context:
+        result = sensor(context)
+    assert not result.run_requests
+    assert "look at the data" in result.skip_reason.skip_message

@@ -193,3 +193,49 @@ def test_a_report_deferred_by_a_run_that_then_succeeds_is_answered_not_retrained
     assert not answered.run_requests
     assert "retrained after this report" in answered.skip_reason.skip_message
     assert int(answered.cursor) > 0
+
+
+def promotion(instance: dg.DagsterInstance, contract: str, trigger: str) -> None:
+    instance.report_runless_asset_event(
+        dg.AssetMaterialization(
+            asset_key=dg.AssetKey([contract, keys.REGISTERED_MODEL_VERSION]),
+            partition="2026-01-05",
+            metadata={"champion": True, "promoted": True, "trigger": trigger},
+        )
+    )
+
+
+def test_the_retraining_budget_stops_a_storm(home, contract_name, instance):
+    """At most `drift.max_promotions` (2) drift-triggered promotions in `drift.budget_days`."""
+    promotion(instance, contract_name, "drift")
+    promotion(instance, contract_name, "manual")  # not drift-triggered: not counted
+    report(instance, contract_name, "2026-01-06", 0.5)
+    assert evaluate(home, contract_name, instance).run_requests  # 1 of 2 spent
+    promotion(instance, contract_name, "drift")
+    spent = evaluate(home, contract_name, instance)
+    assert not spent.run_requests
+    assert (
+        "the retraining budget is spent: 2 drift-triggered promotion(s) in the last 7 day(s), "
+        "at most 2" in spent.skip_reason.skip_message
+    )
+
+
+def test_drift_that_persists_after_retraining_escalates_instead_of_retraining(
+    home, contract_name, instance
+):
+    instance.report_runless_asset_event(
+        dg.AssetMaterialization(
+            asset_key=dg.AssetKey([contract_name, keys.DRIFT_REPORT]),
+            partition="2026-01-09",
+            metadata={
+                "drift_share": dg.MetadataValue.float(0.6),
+                "reference_version": "4",
+                "persists_after_retraining": True,
+            },
+        )
+    )
+    result = evaluate(home, contract_name, instance)
+    assert not result.run_requests
+    assert "retraining did not remove the drift: look at the data" in (
+        result.skip_reason.skip_message
+    )

@@ -5,6 +5,7 @@ from datetime import date, timedelta
 import numpy as np
 import pandas as pd
 import pytest
+from sklearn.metrics import roc_auc_score
 
 from mlops_assets.examples.loan_default_synthetic import SyntheticLoanGenerator
 from mlops_assets.training.gates import (
@@ -12,6 +13,7 @@ from mlops_assets.training.gates import (
     bias_gap,
     challenger_vs_champion,
     group_rates,
+    paired_bootstrap,
     quality_floor,
 )
 from mlops_assets.training.model import (
@@ -112,3 +114,89 @@ def test_bias_gap_by_group():
     assert bias_gap(small_groups, "home_ownership", "recall", 0.1).passed  # nothing to compare
     with pytest.raises(ValueError, match="bias metric must be one of"):
         group_rates(labels, probability, groups, "precision", 0.5, 1)
+
+
+def scores(rows: int, signal: float, seed: int):
+    """Labels and a model's scores whose ROC AUC grows with `signal`."""
+    rng = np.random.default_rng(seed)
+    labels = rng.integers(0, 2, rows)
+    return (
+        labels,
+        lambda s, noise_seed: labels * s + np.random.default_rng(noise_seed).normal(0, 1, rows),
+    )
+
+
+@pytest.mark.parametrize("rows", [200, 5000])
+def test_a_small_validation_set_neither_promotes_a_clearly_worse_model_nor_blocks_a_better_one(
+    rows,
+):
+    labels, model = scores(rows, 0, seed=rows)
+    strong, weak = model(1.5, 1), model(0.3, 2)  # ROC AUC about 0.85 and 0.58
+    champion_auc = roc_auc_score(labels, strong)
+
+    worse = challenger_vs_champion(
+        roc_auc_score(labels, weak), champion_auc, "1", -0.01, None,
+        paired_bootstrap(labels, weak, strong),
+    )  # fmt: skip
+    assert not worse.passed
+    assert worse.numbers["change_interval_high"] < 0 and "interval is below zero" in worse.summary
+
+    better = challenger_vs_champion(
+        champion_auc, roc_auc_score(labels, weak), "1", -0.01, None,
+        paired_bootstrap(labels, strong, weak),
+    )  # fmt: skip
+    assert better.passed and better.numbers["change_interval_low"] > 0
+    assert "95% paired bootstrap interval" in better.summary
+
+
+def test_a_tolerance_cannot_promote_a_model_the_data_show_to_be_worse():
+    """On 20,000 rows a challenger 0.005 worse is certainly worse: the point change is within a
+    -0.01 tolerance, but its whole interval is below zero, so it fails. A retrain that reproduces
+    the champion's scores has the interval (0, 0) and passes."""
+    labels, _ = scores(20_000, 0, seed=7)
+    noise = np.random.default_rng(8).normal(0, 1, 20_000)
+    champion = labels * 1.0 + noise
+    challenger = labels * 0.97 + noise  # the same errors, a little less signal
+    low, high = paired_bootstrap(labels, challenger, champion)
+    change = roc_auc_score(labels, challenger) - roc_auc_score(labels, champion)
+    assert -0.01 < change < 0 and high < 0
+    result = challenger_vs_champion(
+        roc_auc_score(labels, challenger), roc_auc_score(labels, champion), "1", -0.01, None,
+        (low, high),
+    )  # fmt: skip
+    assert not result.passed and "interval is below zero" in result.summary
+    point_only = challenger_vs_champion(
+        roc_auc_score(labels, challenger), roc_auc_score(labels, champion), "1", -0.01, None
+    )
+    assert point_only.passed  # what the tolerance alone would have done
+    assert paired_bootstrap(labels, champion, champion) == (0.0, 0.0)
+
+
+def test_the_bootstrap_matches_sklearn_and_is_deterministic():
+    labels, model = scores(2000, 0, seed=11)
+    a, b = np.round(model(1.0, 5), 1), model(0.5, 6)  # rounded: many ties
+    assert paired_bootstrap(labels, a, b) == paired_bootstrap(labels, a, b)
+    low, high = paired_bootstrap(labels, a, b, draws=2000)
+    point = roc_auc_score(labels, a) - roc_auc_score(labels, b)
+    assert low < point < high and high - low < 0.1
+
+
+def test_budget_and_escalation_in_the_pure_decision():
+    from datetime import UTC, datetime
+
+    from mlops_assets.monitoring.policy import (
+        DriftObservation,
+        RetrainingPolicy,
+        retraining_decision,
+    )
+
+    now = datetime(2026, 1, 10, tzinfo=UTC)
+    policy = RetrainingPolicy(max_promotions=1, budget_days=3)
+    drifted = DriftObservation("2026-01-10", 0.5, 1, "2")
+    assert retraining_decision(drifted, [], policy, False, None, now, recent_promotions=0).retrain
+    assert not retraining_decision(
+        drifted, [], policy, False, None, now, recent_promotions=1
+    ).retrain
+    persists = DriftObservation("2026-01-10", 0.5, 1, "2", persists_after_retraining=True)
+    decision = retraining_decision(persists, [], policy, False, None, now)
+    assert not decision.retrain and "look at the data" in decision.reason

@@ -218,6 +218,12 @@ class GateSettings(_Strict):
     min_roc_auc: float = Field(default=0.7, ge=0, le=1)
     min_absolute_change: float | None = Field(default=-0.01, ge=-1, le=1)
     min_relative_change: float | None = Field(default=None, ge=-1, le=10)
+    comparison: Literal["paired_bootstrap", "point"] = Field(
+        default="paired_bootstrap",
+        description="paired_bootstrap: besides the change thresholds, a challenger whose 95% "
+        "paired bootstrap interval of challenger - champion ROC AUC lies below zero fails; "
+        "point: the change thresholds alone",
+    )
     bias: BiasGate | None = None
 
 
@@ -231,6 +237,13 @@ class DriftSettings(_Strict):
     exclude: list[str] = Field(default_factory=list, description="Features left out of drift")
     consecutive: int = Field(default=1, ge=1, le=365)
     cooldown_hours: float = Field(default=0.0, ge=0, le=24 * 365)
+    max_promotions: int = Field(
+        default=2,
+        ge=1,
+        le=100,
+        description="Budget: at most this many drift-triggered promotions in budget_days",
+    )
+    budget_days: int = Field(default=7, ge=1, le=365)
 
 
 class IngestionSettings(_Strict):

@@ -17,7 +17,7 @@ from typing import Any
 from mlops_assets.contracts import DataContract
 from mlops_assets.keys import retraining_sensor
 from mlops_assets.monitoring import metrics as m
-from mlops_assets.monitoring.policy import RetrainingPolicy
+from mlops_assets.monitoring.policy import ESCALATION, RetrainingPolicy
 from mlops_assets.settings import PlatformSettings
 
 RULES_FILE = "alert-rules.yml"
@@ -61,6 +61,21 @@ def _rule_group(contract: DataContract) -> dict[str, Any]:
                         f"{retraining_sensor(contract.name)} launches retraining "
                         "at this point "
                         "when it is running."
+                    ),
+                },
+            },
+            {
+                "alert": "MlopsDriftPersistsAfterRetraining",
+                "expr": f"{m.DRIFT_PERSISTS}{selector} > 0",
+                "for": "0s",
+                "labels": {"severity": "critical", "model": model},
+                "annotations": {
+                    "summary": f"{model}: {ESCALATION}",
+                    "description": (
+                        "The data still drifts against a champion trained only on data since "
+                        "the drift, so another retraining would learn the same data again; "
+                        f"{retraining_sensor(contract.name)} does not retrain on it. Check the "
+                        "source (a broken feed, a unit change) before training on it."
                     ),
                 },
             },

@@ -18,17 +18,20 @@ from mlops_assets.keys import (
     FEATURES,
     MLFLOW_RETRY_POLICY,
     REGISTERED_MODEL_VERSION,
+    TRAINING_SINCE_TAG,
+    TRIGGER_TAG,
     lifecycle_pool,
     retry_only_transient,
 )
 from mlops_assets.monitoring.metrics import PrometheusMetrics, drift_metrics
-from mlops_assets.monitoring.policy import RetrainingPolicy
+from mlops_assets.monitoring.policy import ESCALATION, RetrainingPolicy
 from mlops_assets.registry.mlflow import MlflowRegistry, RegistryError, dagster_run_ended
 
 if TYPE_CHECKING:
     from mlops_assets.monitoring.drift import DriftResult, ReferenceProfile
 
 DRIFT_CHECK = "drift_share_within_threshold"
+ESCALATION_CHECK = "retraining_removed_drift"
 
 
 DRIFT_COLUMNS = FrameSpec(
@@ -85,7 +88,13 @@ def build_drift_assets(
                 DRIFT_CHECK,
                 asset=key,
                 description=f"Drifted-column share at most {policy.drift_threshold} (warning)",
-            )
+            ),
+            dg.AssetCheckSpec(
+                ESCALATION_CHECK,
+                asset=key,
+                description="Fails (warning) when the data still drifts against a champion "
+                "trained only on data since a drift: retraining again would not help",
+            ),
         ],
         kinds={"evidently", "pandas", "mlflow"},
         code_version=contract.version,
@@ -124,12 +133,16 @@ def build_drift_assets(
             mlflow_run = _log_to_mlflow(contract, mlflow, context, result, version, report_path)
         table = result.to_frame().assign(reference_version=version)
         share = result.share
+        trained_since = champion.tags.get(TRAINING_SINCE_TAG, "")
+        post_drift = champion.tags.get(TRIGGER_TAG) == "drift" and bool(trained_since)
+        persists = post_drift and share > policy.drift_threshold
         exported = metrics.export(
             contract.model_name,
             "drift_report",
-            drift_metrics(context.partition_key, result, policy.drift_threshold),
+            drift_metrics(context.partition_key, result, policy.drift_threshold, persists),
             context.log,
         )
+
         yield dg.Output(
             table,
             metadata={
@@ -140,6 +153,8 @@ def build_drift_assets(
                 "evidently_drift_share": result.evidently_share,
                 "held_back_as_noise": dg.MetadataValue.md(_held_back(result)),
                 "reference_version": version,
+                "reference_trained_since": trained_since or "window start",
+                "persists_after_retraining": persists,
                 "reference_run_id": champion.run_id,
                 "reference_rows": len(reference),
                 "current_rows": len(features),
@@ -166,6 +181,24 @@ def build_drift_assets(
             description=f"drift share {share:.3f} vs threshold {policy.drift_threshold}",
             metadata={"drift_share": share, "threshold": policy.drift_threshold},
         )
+        yield dg.AssetCheckResult(
+            check_name=ESCALATION_CHECK,
+            asset_key=key,
+            passed=not persists,
+            severity=dg.AssetCheckSeverity.WARN,
+            description=(
+                f"{ESCALATION}: drift share {share:.3f} > {policy.drift_threshold} against "
+                f"champion v{version}, trained only on data since {trained_since}"
+                if persists
+                else "no drift persisting after a drift-triggered retraining"
+            ),
+            metadata={"drift_share": share, "reference_trained_since": trained_since or "none"},
+        )
+        if persists:
+            context.log.warning(
+                f"{contract.name}: {ESCALATION} (v{version} was trained on data since "
+                f"{trained_since}; drift share {share:.3f}); the sensor will not retrain on it"
+            )
 
     return drift_report
 

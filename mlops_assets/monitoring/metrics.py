@@ -29,6 +29,7 @@ DRIFT_COLUMN_SCORE = "mlops_drift_column_score"
 DRIFT_COLUMN_DRIFTED = "mlops_drift_column_drifted"
 DRIFT_PARTITION = "mlops_drift_report_partition_timestamp_seconds"
 DRIFT_EXPORTED = "mlops_drift_report_timestamp_seconds"
+DRIFT_PERSISTS = "mlops_drift_persists_after_retraining"
 CHAMPION_VERSION = "mlops_champion_version"
 CHAMPION_MOVED = "mlops_champion_moved_timestamp_seconds"
 REGISTERED_VERSION = "mlops_model_registered_version"
@@ -106,9 +107,17 @@ def partition_timestamp(partition_key: str) -> float:
     return datetime.fromisoformat(partition_key).replace(tzinfo=UTC).timestamp()
 
 
-def drift_metrics(partition_key: str, result: DriftResult, threshold: float) -> list[Metric]:
-    """A drift report: share, threshold, and each column's test, score and verdict."""
+def drift_metrics(
+    partition_key: str, result: DriftResult, threshold: float, persists: bool = False
+) -> list[Metric]:
+    """A drift report: share, threshold, each column's test, score and verdict, and whether the
+    drift persists against a champion trained only on data since an earlier drift."""
     return [
+        Metric(
+            DRIFT_PERSISTS,
+            "1 if the data still drifts against a champion trained only on data since a drift",
+            float(persists),
+        ),
         Metric(
             DRIFT_SHARE, "Share of feature columns drifted in the latest drift report", result.share
         ),

@@ -20,11 +20,19 @@ class RetrainingPolicy:
     drift_threshold: float = 0.2  # retrain when the drifted-column share exceeds this
     consecutive_partitions: int = 1  # ...in this many consecutive daily drift reports
     cooldown_hours: float = 0.0  # no new retraining this soon after the last (0: off)
+    max_promotions: int = 2  # budget: at most this many drift-triggered promotions...
+    budget_days: int = 7  # ...in this many days
 
     @classmethod
     def of(cls, contract: DataContract) -> RetrainingPolicy:
         drift = contract.spec.drift
-        return cls(drift.threshold, drift.consecutive, drift.cooldown_hours)
+        return cls(
+            drift.threshold,
+            drift.consecutive,
+            drift.cooldown_hours,
+            drift.max_promotions,
+            drift.budget_days,
+        )
 
 
 @dataclass(frozen=True)
@@ -35,6 +43,12 @@ class DriftObservation:
     drift_share: float
     storage_id: int
     reference_version: str
+    # The champion compared against was itself trained only on data since an earlier drift:
+    # another retraining would learn the same data again (see `ESCALATION`).
+    persists_after_retraining: bool = False
+
+
+ESCALATION = "retraining did not remove the drift: look at the data"
 
 
 @dataclass(frozen=True)
@@ -54,18 +68,26 @@ def retraining_decision(
     last_retraining_at: datetime | None,
     now: datetime,
     retrained_by: str | None = None,
+    recent_promotions: int = 0,
 ) -> Decision:
     """Whether `report` should launch retraining.
 
     `earlier` yields the latest report of each preceding day, most recent first (None where a day
     has no report); it is read only as far as the drifted streak goes, to apply the consecutive
     rule and to find where the drift began. `retrained_by` names a run of the retraining job that
-    succeeded after the report was made: that run already answered it.
+    succeeded after the report was made: that run already answered it. `recent_promotions`
+    counts drift-triggered promotions in the policy's budget window.
     """
     threshold = policy.drift_threshold
     if report.drift_share <= threshold:
         return Decision(
             False, f"{report.partition}: drift share {report.drift_share:.3f} <= {threshold}"
+        )
+    if report.persists_after_retraining:
+        return Decision(
+            False,
+            f"{report.partition}: drift share {report.drift_share:.3f} > {threshold} against a "
+            f"champion trained only on data since the drift: {ESCALATION} (not retrained)",
         )
     if retrained_by is not None:
         return Decision(
@@ -82,6 +104,13 @@ def retraining_decision(
             False,
             f"{report.partition}: drift share {report.drift_share:.3f} > {threshold}, but only "
             f"{len(streak)} of {policy.consecutive_partitions} consecutive drifted partitions",
+        )
+    if recent_promotions >= policy.max_promotions:
+        return Decision(
+            False,
+            f"{report.partition}: drifted, but the retraining budget is spent: "
+            f"{recent_promotions} drift-triggered promotion(s) in the last {policy.budget_days} "
+            f"day(s), at most {policy.max_promotions}",
         )
     if retraining_in_flight:
         return Decision(

@@ -19,7 +19,9 @@ from mlops_assets.contracts import DataContract
 from mlops_assets.keys import (
     CONTRACT_TAG,
     DRIFT_REPORT,
+    REGISTERED_MODEL_VERSION,
     TRAINING_SET,
+    TRAINING_SINCE_TAG,
     TRIGGER_TAG,
     op_name,
     retraining_sensor,
@@ -44,6 +46,7 @@ def build_retraining_sensor(
     window_days = contract.spec.training.window_days
     retraining_policy = RetrainingPolicy.of(contract)
     drift_key = contract.key(DRIFT_REPORT)
+    registered_key = contract.key(REGISTERED_MODEL_VERSION)
     training_op = op_name(contract.key(TRAINING_SET))
 
     @dg.sensor(
@@ -79,6 +82,9 @@ def build_retraining_sensor(
             dg.RunsFilter(job_name=job_name, tags={TRIGGER_TAG: "drift"}), limit=1
         )
         last_at = last_retraining[0].create_timestamp if last_retraining else None
+        recent_promotions = _drift_promotions(
+            instance, registered_key, retraining_policy.budget_days
+        )
         last_success = instance.get_run_records(
             dg.RunsFilter(job_name=job_name, statuses=[dg.DagsterRunStatus.SUCCESS]), limit=1
         )
@@ -96,6 +102,7 @@ def build_retraining_sensor(
                 last_retraining_at=last_at,
                 now=datetime.now(UTC),
                 retrained_by=_succeeded_after(last_success, record.timestamp),
+                recent_promotions=recent_promotions,
             )
             context.log.info(decision.reason)
             reasons.append(decision.reason)
@@ -115,7 +122,7 @@ def build_retraining_sensor(
                             "mlops/drift_share": f"{report.drift_share:.4f}",
                             "mlops/drift_threshold": str(retraining_policy.drift_threshold),
                             "mlops/reference_version": report.reference_version,
-                            "mlops/training_since": decision.since or "",
+                            TRAINING_SINCE_TAG: decision.since or "",
                             "mlops/reason": decision.reason[:200],
                         },
                     )
@@ -145,7 +152,28 @@ def _observation(record: dg.EventLogRecord) -> DriftObservation:
         reference_version=str(metadata["reference_version"].value)
         if "reference_version" in metadata
         else "",
+        persists_after_retraining=bool(
+            metadata["persists_after_retraining"].value
+            if "persists_after_retraining" in metadata
+            else False
+        ),
     )
+
+
+def _drift_promotions(instance: dg.DagsterInstance, key: dg.AssetKey, days: int) -> int:
+    """Promotions recorded by `registered_model_version` in the last `days` days whose run was
+    launched by drift (its `trigger` metadata)."""
+    since = datetime.now(UTC) - timedelta(days=days)
+    records = instance.fetch_materializations(
+        dg.AssetRecordsFilter(asset_key=key, after_timestamp=since.timestamp()), limit=1000
+    ).records
+    count = 0
+    for record in records:
+        metadata = record.asset_materialization.metadata if record.asset_materialization else {}
+        promoted = "promoted" in metadata and bool(metadata["promoted"].value)
+        if promoted and "trigger" in metadata and metadata["trigger"].value == "drift":
+            count += 1
+    return count
 
 
 def _earlier(

@@ -14,6 +14,7 @@ from mlops_assets.keys import (
     REGISTERED_MODEL_VERSION,
     TRAINED_MODEL,
     TRAINING_SET,
+    TRAINING_SINCE_TAG,
     TRIGGER_TAG,
     lifecycle_pool,
     retry_only_transient,
@@ -98,6 +99,8 @@ def build_registry_assets(
             metadata={
                 "version": version,
                 "champion": is_champion,
+                "promoted": is_champion and row["previous_champion"] != version,
+                "trigger": context.run.tags.get(TRIGGER_TAG, "manual"),
                 "previous_champion": row["previous_champion"],
                 "reason": row["reason"],
                 "model_version": dg.MetadataValue.url(registered.version_url(version)),
@@ -141,6 +144,10 @@ def _register(
         "mlops/contract": contract.name,
         "validation_roc_auc": f"{card['roc_auc']:.4f}",
         MODEL_DIGEST_TAG: card["model_sha256"],
+        # Read by drift_report: a champion trained only on data since a drift, still drifting,
+        # is escalated instead of retrained.
+        TRIGGER_TAG: context.run.tags.get(TRIGGER_TAG, "manual"),
+        TRAINING_SINCE_TAG: context.run.tags.get(TRAINING_SINCE_TAG, ""),
         "gates_passed": str(not failures).lower(),
         "gate_failures": "; ".join(result.summary for result in failures)[:4_000] or "none",
         PROMOTION_TAG: "pending: registration did not finish; materialize this partition again",
