@@ -68,6 +68,14 @@ def lifecycle_pool(contract: str) -> str:
     return f"{contract}_lifecycle"
 
 
+def late_labels_sensor(contract: str) -> str:
+    return f"{contract}_late_labels_sensor"
+
+
+def performance_sensor(contract: str) -> str:
+    return f"{contract}_performance_retraining_sensor"
+
+
 def retraining_sensor(contract: str) -> str:
     return f"{contract}_drift_retraining_sensor"
 

@@ -21,10 +21,11 @@ from mlops_assets.keys import (
     STAGES,
     daily_job,
     ingestion_job,
+    late_labels_sensor,
     training_job,
 )
 from mlops_assets.monitoring.assets import build_drift_assets
-from mlops_assets.monitoring.sensors import build_retraining_sensor
+from mlops_assets.monitoring.sensors import build_performance_sensor, build_retraining_sensor
 from mlops_assets.registry.assets import build_registry_assets
 from mlops_assets.registry.rollback import build_rollback_job
 from mlops_assets.serving.assets import build_serving_assets
@@ -127,11 +128,29 @@ def build_lifecycle(contract: DataContract, settings: PlatformSettings) -> dg.De
         assets=assets,
         jobs=[ingest, daily_lifecycle, train, build_rollback_job(contract)],
         sensors=[
-            build_retraining_sensor(
-                contract,
-                train,
-                interval_seconds=settings.sensor_interval_seconds,
-                running=settings.retraining_sensor_running,
+            sensor
+            for build in (build_retraining_sensor, build_performance_sensor)
+            if (
+                sensor := build(
+                    contract,
+                    train,
+                    interval_seconds=settings.sensor_interval_seconds,
+                    running=settings.retraining_sensor_running,
+                )
+            )
+            is not None
+        ]
+        + [
+            # Late labels: a day's model_performance again once its features are delivered again.
+            dg.AutomationConditionSensorDefinition(
+                late_labels_sensor(contract.name),
+                target=group & dg.AssetSelection.tag("stage", "serving"),
+                minimum_interval_seconds=settings.sensor_interval_seconds,
+                default_status=dg.DefaultSensorStatus.RUNNING
+                if settings.retraining_sensor_running
+                else dg.DefaultSensorStatus.STOPPED,
+                description="Materializes model_performance of any day again once the day's "
+                "features were updated since (its labels arrived).",
             )
         ],
         schedules=[

@@ -32,6 +32,7 @@ EXPECTED_CHECKS = {
     "challenger_not_worse_than_champion",
     "bias_gap_within_limit",
     "drift_share_within_threshold",
+    "retraining_removed_drift",
 }
 EXPECTED_ASSETS = {
     f"{contract}/{stage}": contract for contract in SHIPPED for stage in EXPECTED_STAGES
@@ -56,7 +57,9 @@ def test_one_lifecycle_per_shipped_contract(defs: dg.Definitions):
         for job in (keys.ingestion_job, keys.daily_job, keys.training_job, keys.rollback_job)
     }
     assert {sensor.name for sensor in defs.sensors} == {
-        keys.retraining_sensor(contract) for contract in SHIPPED
+        name(contract)
+        for contract in SHIPPED
+        for name in (keys.retraining_sensor, keys.performance_sensor, keys.late_labels_sensor)
     }
     spec = graph.get(dg.AssetKey(["loan_default", "features"]))
     assert spec.partitions_def == dg.DailyPartitionsDefinition(start_date="2026-01-01")

@@ -215,7 +215,7 @@ def test_the_retraining_budget_stops_a_storm(home, contract_name, instance):
     spent = evaluate(home, contract_name, instance)
     assert not spent.run_requests
     assert (
-        "the retraining budget is spent: 2 drift-triggered promotion(s) in the last 7 day(s), "
+        "the retraining budget is spent: 2 automatic promotion(s) in the last 7 day(s), "
         "at most 2" in spent.skip_reason.skip_message
     )
 
@@ -238,4 +238,93 @@ def test_drift_that_persists_after_retraining_escalates_instead_of_retraining(
     assert not result.run_requests
     assert "retraining did not remove the drift: look at the data" in (
         result.skip_reason.skip_message
+    )
+
+
+def served(
+    instance: dg.DagsterInstance,
+    day: str,
+    roc_auc: float,
+    version: str = "3",
+    validation: float = 0.80,
+    observed: float = 0.20,
+    predicted: float = 0.20,
+    labelled: int = 400,
+) -> None:
+    """A day's `model_performance` of the loan contract, as the asset records it."""
+    instance.report_runless_asset_event(
+        dg.AssetMaterialization(
+            asset_key=dg.AssetKey(["loan_default", keys.MODEL_PERFORMANCE]),
+            partition=day,
+            metadata={
+                "model_version": version,
+                "labelled_rows": labelled,
+                "roc_auc": dg.MetadataValue.float(roc_auc),
+                "champion_validation_roc_auc": dg.MetadataValue.float(validation),
+                "observed_positive_rate": dg.MetadataValue.float(observed),
+                "mean_score_labelled": dg.MetadataValue.float(predicted),
+            },
+        )
+    )
+
+
+def evaluate_performance(home: Path, instance, cursor=None) -> dg.SensorResult:
+    defs = build_definitions(make_settings(home))
+    sensor = defs.get_sensor_def(keys.performance_sensor("loan_default"))
+    with dg.build_sensor_context(instance=instance, cursor=cursor, definitions=defs) as context:
+        return sensor(context)
+
+
+def test_live_performance_below_the_validation_auc_launches_retraining(home, instance):
+    """Concept drift: the features did not move, the labels did; three labelled days decide."""
+    served(instance, "2026-01-10", 0.64, version="2")  # served by an older champion: not counted
+    served(instance, "2026-01-11", 0.66)
+    served(instance, "2026-01-12", 0.62)
+    early = evaluate_performance(home, instance)
+    assert not early.run_requests
+    assert "2 of 3 labelled day(s)" in early.skip_reason.skip_message
+
+    served(instance, "2026-01-13", 0.61)
+    result = evaluate_performance(home, instance, cursor=early.cursor)
+    [request] = result.run_requests
+    assert request.partition_key == "2026-01-13"
+    assert request.tags["mlops/trigger"] == "performance"
+    assert request.tags["mlops/training_since"] == "2026-01-11"
+    assert request.run_config == {
+        "ops": {"loan_default__training_set": {"config": {"since": "2026-01-11"}}}
+    }
+    assert (
+        "served ROC AUC 0.6300 is below v3's validation ROC AUC 0.8000 by more than 0.05"
+        in (request.tags["mlops/reason"])
+    )
+    # late labels of a day re-materialize its model_performance: no second run for the same day
+    served(instance, "2026-01-13", 0.60)
+    again = evaluate_performance(home, instance, cursor=result.cursor)
+    assert [r.run_key for r in again.run_requests] == [request.run_key]  # Dagster launches once
+
+
+def test_miscalibration_alone_launches_retraining_and_good_days_do_not(home, instance):
+    for day in ("2026-01-11", "2026-01-12", "2026-01-13"):
+        served(instance, day, 0.79)
+    fine = evaluate_performance(home, instance)
+    assert not fine.run_requests and "within the policy" in fine.skip_reason.skip_message
+    served(instance, "2026-01-14", 0.79, observed=0.45, predicted=0.20)
+    served(instance, "2026-01-15", 0.79, observed=0.45, predicted=0.20)
+    served(instance, "2026-01-16", 0.79, observed=0.45, predicted=0.20)
+    [request] = evaluate_performance(home, instance, cursor=fine.cursor).run_requests
+    assert (
+        "observed positive rate 0.4500 vs mean predicted probability 0.2000"
+        in (request.tags["mlops/reason"])
+    )
+
+
+def test_the_budget_covers_performance_retraining_too(home, instance):
+    promotion(instance, "loan_default", "performance")
+    promotion(instance, "loan_default", "drift")
+    for day in ("2026-01-11", "2026-01-12", "2026-01-13"):
+        served(instance, day, 0.55)
+    spent = evaluate_performance(home, instance)
+    assert not spent.run_requests
+    assert "the retraining budget is spent: 2 automatic promotion(s)" in (
+        spent.skip_reason.skip_message
     )

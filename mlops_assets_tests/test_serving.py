@@ -188,3 +188,35 @@ def test_kserve_reads_proxied_artifacts_from_the_servers_object_store():
     assert storage_uri("s3://bucket/models/m-1", None) == "s3://bucket/models/m-1"
     with pytest.raises(ValueError, match="--artifacts-destination"):
         storage_uri(proxied, None)
+
+
+def test_late_labels_re_materialize_a_days_model_performance_by_itself(
+    tmp_path, feature_history, instance
+):
+    """Day 9 is served before its labels exist; when day 9 is delivered again with labels, the
+    declarative automation condition of `model_performance` asks for day 9 again, by itself."""
+    import dagster as dg
+
+    from mlops_assets_tests.conftest import platform_with_history
+
+    home = tmp_path / "home"
+    waiting = platform_with_history(
+        home, feature_history, instance, "loan_default",
+        MLOPS_LABEL_DELAY_DAYS="3", MLOPS_AS_OF="2026-01-09",
+    )  # fmt: skip
+    assert waiting.run("train_and_register", DAY).success
+    assert waiting.run("daily_lifecycle", "2026-01-09").success
+    assert waiting.load("model_performance", "2026-01-09").iloc[0]["labelled_rows"] == 0
+    first = dg.evaluate_automation_conditions(defs=waiting.defs, instance=instance)
+    assert first.total_requested == 0  # nothing new since the run
+
+    labelled = Platform(home, instance, "loan_default", MLOPS_AS_OF="2026-01-20")
+    assert labelled.run("ingest", "2026-01-09").success  # the same day, now with its labels
+    second = dg.evaluate_automation_conditions(
+        defs=labelled.defs, instance=instance, cursor=first.cursor
+    )
+    assert second.total_requested == 1
+    assert second.get_requested_partitions(labelled.key("model_performance")) == {"2026-01-09"}
+    assert labelled.materialize(["model_performance"], "2026-01-09").success
+    performance = labelled.load("model_performance", "2026-01-09").iloc[0]
+    assert performance["labelled_rows"] > 250 and performance["roc_auc"] > 0.6

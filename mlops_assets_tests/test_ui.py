@@ -178,8 +178,9 @@ def test_ui_shows_the_asset_graph_drift_report_and_sensor(history, tmp_path):
         assert latest["partition"] == DRIFT_DAY and share > 0.2  # incomes dropped on DRIFT_DAY
         assert entries["evidently_report"]["url"].startswith("file://")
         assert "/#/experiments/" in entries["mlflow_run"]["url"]
-        (check,) = drift["assetChecksOrError"]["checks"]
-        assert check["name"] == "drift_share_within_threshold"
+        checks = {c["name"]: c for c in drift["assetChecksOrError"]["checks"]}
+        assert set(checks) == {"drift_share_within_threshold", "retraining_removed_drift"}
+        check = checks["drift_share_within_threshold"]
         assert check["executionForLatestMaterialization"] == {
             "status": "FAILED",
             "evaluation": {"severity": "WARN"},

@@ -241,9 +241,35 @@ class DriftSettings(_Strict):
         default=2,
         ge=1,
         le=100,
-        description="Budget: at most this many drift-triggered promotions in budget_days",
+        description="Budget: at most this many automatic (drift or performance) promotions in "
+        "budget_days",
     )
     budget_days: int = Field(default=7, ge=1, le=365)
+
+
+class PerformanceSettings(_Strict):
+    """When labelled live performance launches retraining (concept drift: no feature moved)."""
+
+    margin: float = Field(
+        default=0.05,
+        gt=0,
+        le=1,
+        description="Retrain when the served ROC AUC is below the champion's validation ROC AUC "
+        "by more than this",
+    )
+    calibration_band: float = Field(
+        default=0.1,
+        gt=0,
+        le=1,
+        description="...or when the observed positive rate and the mean predicted probability "
+        "differ by more than this",
+    )
+    labelled_days: int = Field(
+        default=3, ge=1, le=90, description="Over this many most recent labelled days"
+    )
+    min_labelled_rows: int = Field(
+        default=200, ge=1, description="Decide only with at least this many labelled rows"
+    )
 
 
 class IngestionSettings(_Strict):
@@ -286,6 +312,7 @@ class ContractFile(_Strict):
     training: TrainingSettings = TrainingSettings()
     gates: GateSettings = GateSettings()
     drift: DriftSettings = DriftSettings()
+    performance: PerformanceSettings | None = PerformanceSettings()
     ingestion: IngestionSettings = IngestionSettings()
     source: Source
 

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from mlops_assets.contracts import DataContract
+from mlops_assets.contracts.schema import PerformanceSettings
 
 
 @dataclass(frozen=True)
@@ -20,7 +21,7 @@ class RetrainingPolicy:
     drift_threshold: float = 0.2  # retrain when the drifted-column share exceeds this
     consecutive_partitions: int = 1  # ...in this many consecutive daily drift reports
     cooldown_hours: float = 0.0  # no new retraining this soon after the last (0: off)
-    max_promotions: int = 2  # budget: at most this many drift-triggered promotions...
+    max_promotions: int = 2  # budget: at most this many automatic promotions...
     budget_days: int = 7  # ...in this many days
 
     @classmethod
@@ -76,7 +77,7 @@ def retraining_decision(
     has no report); it is read only as far as the drifted streak goes, to apply the consecutive
     rule and to find where the drift began. `retrained_by` names a run of the retraining job that
     succeeded after the report was made: that run already answered it. `recent_promotions`
-    counts drift-triggered promotions in the policy's budget window.
+    counts automatic (drift- or performance-triggered) promotions in the budget window.
     """
     threshold = policy.drift_threshold
     if report.drift_share <= threshold:
@@ -109,7 +110,7 @@ def retraining_decision(
         return Decision(
             False,
             f"{report.partition}: drifted, but the retraining budget is spent: "
-            f"{recent_promotions} drift-triggered promotion(s) in the last {policy.budget_days} "
+            f"{recent_promotions} automatic promotion(s) in the last {policy.budget_days} "
             f"day(s), at most {policy.max_promotions}",
         )
     if retraining_in_flight:
@@ -133,3 +134,77 @@ def retraining_decision(
         f"consecutive partition(s) since {streak[-1]}",
         since=streak[-1],
     )
+
+
+@dataclass(frozen=True)
+class PerformanceObservation:
+    """The latest `model_performance` of one day, as the performance sensor sees it."""
+
+    partition: str
+    storage_id: int
+    model_version: str
+    labelled_rows: int
+    roc_auc: float
+    champion_validation_roc_auc: float
+    observed_positive_rate: float
+    mean_score: float
+
+
+def performance_decision(
+    days: list[PerformanceObservation],
+    settings: PerformanceSettings,
+    retraining_in_flight: bool,
+    recent_promotions: int,
+    policy: RetrainingPolicy,
+) -> Decision:
+    """Whether the champion's labelled live performance calls for retraining (concept drift).
+
+    `days` are the latest labelled days served by the current champion, most recent first. Over
+    the `settings.labelled_days` most recent of them (rows pooled, each day's ROC AUC weighted by
+    its labelled rows): retrain when the served ROC AUC is below the champion's validation ROC
+    AUC by more than `margin`, or the observed positive rate and the mean predicted probability
+    differ by more than `calibration_band`. The retraining data starts at the earliest of them.
+    """
+    import math
+
+    window = [day for day in days if day.labelled_rows > 0][: settings.labelled_days]
+    rows = sum(day.labelled_rows for day in window)
+    if len(window) < settings.labelled_days or rows < settings.min_labelled_rows:
+        return Decision(
+            False,
+            f"{len(window)} of {settings.labelled_days} labelled day(s), {rows} labelled row(s) "
+            f"(at least {settings.min_labelled_rows}): too early to judge live performance",
+        )
+    version, latest = window[0].model_version, window[0].partition
+    served = sum(d.roc_auc * d.labelled_rows for d in window if not math.isnan(d.roc_auc)) / rows
+    validation = window[0].champion_validation_roc_auc
+    observed = sum(d.observed_positive_rate * d.labelled_rows for d in window) / rows
+    predicted = sum(d.mean_score * d.labelled_rows for d in window) / rows
+    span = f"{window[-1].partition} .. {latest}"
+    problems = []
+    if not math.isnan(validation) and served < validation - settings.margin:
+        problems.append(
+            f"served ROC AUC {served:.4f} is below v{version}'s validation ROC AUC "
+            f"{validation:.4f} by more than {settings.margin}"
+        )
+    if abs(observed - predicted) > settings.calibration_band:
+        problems.append(
+            f"observed positive rate {observed:.4f} vs mean predicted probability "
+            f"{predicted:.4f}: off by more than {settings.calibration_band}"
+        )
+    if not problems:
+        return Decision(
+            False,
+            f"v{version} on {span}: served ROC AUC {served:.4f} (validation {validation:.4f}), "
+            f"observed rate {observed:.4f} vs predicted {predicted:.4f}: within the policy",
+        )
+    reason = f"v{version} on {span} ({rows} labelled rows): " + "; ".join(problems)
+    if recent_promotions >= policy.max_promotions:
+        return Decision(
+            False,
+            f"{reason}; but the retraining budget is spent: {recent_promotions} automatic "
+            f"promotion(s) in the last {policy.budget_days} day(s), at most {policy.max_promotions}",
+        )
+    if retraining_in_flight:
+        return Decision(False, f"{reason}; but a retraining run is already queued or running")
+    return Decision(True, reason, since=window[-1].partition)

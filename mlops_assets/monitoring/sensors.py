@@ -19,14 +19,22 @@ from mlops_assets.contracts import DataContract
 from mlops_assets.keys import (
     CONTRACT_TAG,
     DRIFT_REPORT,
+    MODEL_PERFORMANCE,
     REGISTERED_MODEL_VERSION,
     TRAINING_SET,
     TRAINING_SINCE_TAG,
     TRIGGER_TAG,
     op_name,
+    performance_sensor,
     retraining_sensor,
 )
-from mlops_assets.monitoring.policy import DriftObservation, RetrainingPolicy, retraining_decision
+from mlops_assets.monitoring.policy import (
+    DriftObservation,
+    PerformanceObservation,
+    RetrainingPolicy,
+    performance_decision,
+    retraining_decision,
+)
 
 ACTIVE_STATUSES = [
     dg.DagsterRunStatus.QUEUED,
@@ -53,9 +61,7 @@ def build_retraining_sensor(
         name=retraining_sensor(contract.name),
         job=retraining_job,
         minimum_interval_seconds=interval_seconds,
-        default_status=dg.DefaultSensorStatus.RUNNING
-        if running
-        else dg.DefaultSensorStatus.STOPPED,
+        default_status=_status(running),
         description=(
             f"Launches {job_name} (training set, model, gates, registry) when a drift report's "
             f"drifted-column share exceeds {retraining_policy.drift_threshold} in "
@@ -64,25 +70,15 @@ def build_retraining_sensor(
     )
     def drift_retraining_sensor(context: dg.SensorEvaluationContext) -> dg.SensorResult:
         instance = context.instance
-        records = instance.fetch_materializations(
-            dg.AssetRecordsFilter(
-                asset_key=drift_key, after_storage_id=int(context.cursor or 0) or None
-            ),
-            limit=100,
-            ascending=True,
-        ).records
+        records = _new_materializations(instance, drift_key, context.cursor)
         if not records:
             return dg.SensorResult(skip_reason="No new drift reports")
-        in_flight = bool(
-            instance.get_run_ids(
-                dg.RunsFilter(job_name=job_name, statuses=ACTIVE_STATUSES), limit=1
-            )
-        )
+        in_flight = _in_flight(instance, job_name)
         last_retraining = instance.get_run_records(
             dg.RunsFilter(job_name=job_name, tags={TRIGGER_TAG: "drift"}), limit=1
         )
         last_at = last_retraining[0].create_timestamp if last_retraining else None
-        recent_promotions = _drift_promotions(
+        recent_promotions = automatic_promotions(
             instance, registered_key, retraining_policy.budget_days
         )
         last_success = instance.get_run_records(
@@ -134,6 +130,28 @@ def build_retraining_sensor(
     return drift_retraining_sensor
 
 
+def _status(running: bool) -> dg.DefaultSensorStatus:
+    return dg.DefaultSensorStatus.RUNNING if running else dg.DefaultSensorStatus.STOPPED
+
+
+def _new_materializations(
+    instance: dg.DagsterInstance, key: dg.AssetKey, cursor: str | None
+) -> list[dg.EventLogRecord]:
+    """Materializations of `key` recorded after the sensor's cursor (a storage id), oldest first."""
+    return instance.fetch_materializations(
+        dg.AssetRecordsFilter(asset_key=key, after_storage_id=int(cursor or 0) or None),
+        limit=100,
+        ascending=True,
+    ).records
+
+
+def _in_flight(instance: dg.DagsterInstance, job_name: str) -> bool:
+    """Whether a run of the retraining job is queued or running."""
+    return bool(
+        instance.get_run_ids(dg.RunsFilter(job_name=job_name, statuses=ACTIVE_STATUSES), limit=1)
+    )
+
+
 def _succeeded_after(runs: list[dg.RunRecord], timestamp: float) -> str | None:
     """The id of the latest successful retraining run if it was created after `timestamp`."""
     if runs and runs[0].create_timestamp.timestamp() > timestamp:
@@ -160,9 +178,13 @@ def _observation(record: dg.EventLogRecord) -> DriftObservation:
     )
 
 
-def _drift_promotions(instance: dg.DagsterInstance, key: dg.AssetKey, days: int) -> int:
-    """Promotions recorded by `registered_model_version` in the last `days` days whose run was
-    launched by drift (its `trigger` metadata)."""
+# Triggers of the runs the sensors launch; their promotions count against the budget.
+AUTOMATIC = ("drift", "performance")
+
+
+def automatic_promotions(instance: dg.DagsterInstance, key: dg.AssetKey, days: int) -> int:
+    """Promotions recorded by `registered_model_version` (`key`) in the last `days` days whose
+    run a sensor launched (its `trigger` metadata: drift or performance)."""
     since = datetime.now(UTC) - timedelta(days=days)
     records = instance.fetch_materializations(
         dg.AssetRecordsFilter(asset_key=key, after_timestamp=since.timestamp()), limit=1000
@@ -171,7 +193,7 @@ def _drift_promotions(instance: dg.DagsterInstance, key: dg.AssetKey, days: int)
     for record in records:
         metadata = record.asset_materialization.metadata if record.asset_materialization else {}
         promoted = "promoted" in metadata and bool(metadata["promoted"].value)
-        if promoted and "trigger" in metadata and metadata["trigger"].value == "drift":
+        if promoted and "trigger" in metadata and metadata["trigger"].value in AUTOMATIC:
             count += 1
     return count
 
@@ -187,3 +209,111 @@ def _earlier(
             dg.AssetRecordsFilter(asset_key=drift_key, asset_partitions=[earlier]), limit=1
         ).records
         yield _observation(records[0]) if records else None
+
+
+def build_performance_sensor(
+    contract: DataContract,
+    retraining_job: Any,
+    interval_seconds: int,
+    running: bool,
+) -> dg.SensorDefinition | None:
+    """The contract's performance retraining sensor (None when its `performance` section is off).
+
+    Each tick with new `model_performance` materializations (a new day, or late labels of an
+    earlier one) applies `performance_decision` to the latest labelled days served by the current
+    champion, and requests at most one retraining run, tagged `mlops/trigger=performance`.
+    """
+    settings = contract.spec.performance
+    if settings is None:
+        return None
+    policy = RetrainingPolicy.of(contract)
+    performance_key = contract.key(MODEL_PERFORMANCE)
+    registered_key = contract.key(REGISTERED_MODEL_VERSION)
+    training_op = op_name(contract.key(TRAINING_SET))
+    window_days = contract.spec.training.window_days
+
+    @dg.sensor(
+        name=performance_sensor(contract.name),
+        job=retraining_job,
+        minimum_interval_seconds=interval_seconds,
+        default_status=_status(running),
+        description=(
+            f"Launches {retraining_job.name} when the champion's labelled live ROC AUC falls more "
+            f"than {settings.margin} below its validation ROC AUC, or its calibration is off by "
+            f"more than {settings.calibration_band}, over {settings.labelled_days} labelled days."
+        ),
+    )
+    def performance_retraining_sensor(context: dg.SensorEvaluationContext) -> dg.SensorResult:
+        instance = context.instance
+        new = _new_materializations(instance, performance_key, context.cursor)
+        if not new:
+            return dg.SensorResult(skip_reason="No new model_performance materializations")
+        cursor = str(new[-1].storage_id)
+        latest = _performance(new[-1])
+        days = [
+            day
+            for day in _latest_per_day(instance, performance_key, latest.partition, window_days)
+            if day.model_version == latest.model_version
+        ]
+        decision = performance_decision(
+            days,
+            settings,
+            retraining_in_flight=_in_flight(instance, retraining_job.name),
+            recent_promotions=automatic_promotions(instance, registered_key, policy.budget_days),
+            policy=policy,
+        )
+        context.log.info(decision.reason)
+        if not decision.retrain:
+            return dg.SensorResult(skip_reason=decision.reason[-1000:], cursor=cursor)
+        request = dg.RunRequest(
+            run_key=f"performance:v{latest.model_version}:{latest.partition}",
+            partition_key=latest.partition,
+            run_config={"ops": {training_op: {"config": {"since": decision.since}}}},
+            tags={
+                TRIGGER_TAG: "performance",
+                CONTRACT_TAG: contract.name,
+                TRAINING_SINCE_TAG: decision.since or "",
+                "mlops/served_version": latest.model_version,
+                "mlops/reason": decision.reason[:200],
+            },
+        )
+        return dg.SensorResult(run_requests=[request], cursor=cursor)
+
+    return performance_retraining_sensor
+
+
+def _performance(record: dg.EventLogRecord) -> PerformanceObservation:
+    materialization = record.asset_materialization
+    assert materialization is not None and materialization.partition is not None
+    metadata = materialization.metadata
+
+    def number(name: str) -> float:
+        return float(metadata[name].value) if name in metadata else float("nan")
+
+    return PerformanceObservation(
+        partition=materialization.partition,
+        storage_id=record.storage_id,
+        model_version=str(metadata["model_version"].value) if "model_version" in metadata else "",
+        labelled_rows=int(metadata["labelled_rows"].value) if "labelled_rows" in metadata else 0,
+        roc_auc=number("roc_auc"),
+        champion_validation_roc_auc=number("champion_validation_roc_auc"),
+        observed_positive_rate=number("observed_positive_rate"),
+        mean_score=number("mean_score_labelled"),
+    )
+
+
+def _latest_per_day(
+    instance: dg.DagsterInstance, key: dg.AssetKey, partition: str, window_days: int
+) -> list[PerformanceObservation]:
+    """The latest `model_performance` of each day of the window ending on `partition`, most
+    recent first."""
+    day = date.fromisoformat(partition)
+    partitions = [(day - timedelta(days=offset)).isoformat() for offset in range(window_days)]
+    found = []
+    for name in partitions:
+        records = instance.fetch_materializations(
+            dg.AssetRecordsFilter(asset_key=key, asset_partitions=[name]), limit=1
+        ).records
+        if records:
+            found.append(_performance(records[0]))
+    return found

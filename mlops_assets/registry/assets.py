@@ -200,4 +200,6 @@ def _promotion_reason(context: dg.AssetExecutionContext, roc_auc: float) -> str:
             f", retrained after drift share {tags.get('mlops/drift_share')} > "
             f"{tags.get('mlops/drift_threshold')} on {tags.get('mlops/drift_partition')}"
         )
+    elif tags.get(TRIGGER_TAG) == "performance":
+        reason += f", retrained after live performance: {tags.get('mlops/reason', '')}"
     return reason

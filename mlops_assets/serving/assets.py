@@ -85,6 +85,10 @@ def build_serving_assets(
             predictions,
             metadata={
                 "model_version": str(champion.version),
+                # what the performance policy compares the served ROC AUC with
+                "champion_validation_roc_auc": float(
+                    champion.tags.get("validation_roc_auc", "nan")
+                ),
                 "dagster/row_count": len(predictions),
                 **summary,
                 "decision_threshold": threshold,
@@ -103,8 +107,9 @@ def build_serving_assets(
         kinds={"pandas"},
         op_tags=k8s_op_tags("serving"),
         pool=lifecycle_pool(contract.name),
-        description="How well what was served did, once labels arrive; re-materialize when "
-        "late labels arrive.",
+        automation_condition=when_labels_arrive(),
+        description="How well what was served did, on the rows labelled so far; materialized "
+        "again by itself when a day's features are (late labels arrive by re-ingestion).",
     )
     def model_performance(
         context: dg.AssetExecutionContext,
@@ -115,6 +120,8 @@ def build_serving_assets(
         import pandas as pd
 
         row = served_performance(contract, batch_predictions, features)
+        mean_score_labelled = row.pop("mean_score_labelled")
+        champion_auc = _champion_validation_auc(context, contract.key(BATCH_PREDICTIONS))
         exported = metrics.export(
             contract.model_name,
             "model_performance",
@@ -134,10 +141,34 @@ def build_serving_assets(
                     name: dg.MetadataValue.float(float(row[name]))
                     for name in ("roc_auc", "pr_auc", "brier")
                 },
+                "mean_score_labelled": dg.MetadataValue.float(mean_score_labelled),
+                "observed_positive_rate": dg.MetadataValue.float(float(row["positive_rate"])),
+                "champion_validation_roc_auc": dg.MetadataValue.float(champion_auc),
             },
         )
 
     return [batch_predictions, model_performance]
+
+
+def _champion_validation_auc(context: dg.AssetExecutionContext, scored: dg.AssetKey) -> float:
+    """The validation ROC AUC of the champion that scored this partition (from its metadata)."""
+    records = context.instance.fetch_materializations(
+        dg.AssetRecordsFilter(asset_key=scored, asset_partitions=[context.partition_key]), limit=1
+    ).records
+    materialization = records[0].asset_materialization if records else None
+    value = materialization.metadata.get("champion_validation_roc_auc") if materialization else None
+    return float(value.value) if value is not None else float("nan")
+
+
+def when_labels_arrive() -> dg.AutomationCondition:
+    """Materialize a partition again, any day, once a dependency (the day's features, delivered
+    again with late labels) has been updated since; never while one is missing or in progress."""
+    return (
+        dg.AutomationCondition.any_deps_updated().since_last_handled()
+        & ~dg.AutomationCondition.any_deps_missing()
+        & ~dg.AutomationCondition.any_deps_in_progress()
+        & ~dg.AutomationCondition.in_progress()
+    ).with_label("when labels arrive")
 
 
 def score(
@@ -183,6 +214,7 @@ def served_performance(
     )
     return {
         "model_version": versions,
+        "mean_score_labelled": float(labelled["score"].mean()) if len(labelled) else float("nan"),
         "scored_rows": len(joined),
         "labelled_rows": len(labelled),
         **{name: scores[name] for name in ("roc_auc", "pr_auc", "brier", "log_loss")},
