@@ -129,13 +129,16 @@ def build_lifecycle(contract: DataContract, settings: PlatformSettings) -> dg.De
         jobs=[ingest, daily_lifecycle, train, build_rollback_job(contract)],
         sensors=[
             sensor
-            for build in (build_retraining_sensor, build_performance_sensor)
+            for build, running in (
+                (build_retraining_sensor, settings.retraining_sensor_running),
+                (build_performance_sensor, settings.performance_sensor_running),
+            )
             if (
                 sensor := build(
                     contract,
                     train,
                     interval_seconds=settings.sensor_interval_seconds,
-                    running=settings.retraining_sensor_running,
+                    running=running,
                 )
             )
             is not None

@@ -59,6 +59,7 @@ class PlatformSettings:
     reports_url: str
     sensor_interval_seconds: int
     retraining_sensor_running: bool
+    performance_sensor_running: bool
     pushgateway_url: str | None
     metrics_dir: str
     contract_overrides: dict[str, tuple[Any, str]] = field(default_factory=dict)
@@ -109,6 +110,10 @@ class PlatformSettings:
             sensor_interval_seconds=interval,
             retraining_sensor_running=_choice(
                 env, "MLOPS_RETRAINING_SENSOR", "stopped", ("running", "stopped")
+            )
+            == "running",
+            performance_sensor_running=_choice(
+                env, "MLOPS_PERFORMANCE_SENSOR", "stopped", ("running", "stopped")
             )
             == "running",
             pushgateway_url=env.get("PROMETHEUS_PUSHGATEWAY_URL") or None,

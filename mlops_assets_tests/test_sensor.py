@@ -52,6 +52,10 @@ def test_each_contract_has_a_sensor_on_its_own_retraining_assets_off_by_default(
     sensor = defs.get_sensor_def(keys.retraining_sensor(contract_name))
     assert sensor.job_name == keys.training_job(contract_name)
     assert sensor.default_status == dg.DefaultSensorStatus.STOPPED
+    for name in (keys.performance_sensor, keys.late_labels_sensor):
+        assert defs.get_sensor_def(name(contract_name)).default_status == (
+            dg.DefaultSensorStatus.STOPPED
+        )
     job = defs.resolve_job_def(keys.training_job(contract_name))
     assert {key.to_user_string() for key in job.asset_layer.selected_asset_keys} == {
         f"{contract_name}/training_set",
