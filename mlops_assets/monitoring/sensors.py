@@ -202,13 +202,22 @@ def _earlier(
     instance: dg.DagsterInstance, drift_key: dg.AssetKey, partition: str, window_days: int
 ) -> Iterator[DriftObservation | None]:
     """The latest report of each preceding day, most recent first, fetched only as far as needed."""
+    for record in _latest_of_each_day(instance, drift_key, partition, range(1, window_days)):
+        yield _observation(record) if record else None
+
+
+def _latest_of_each_day(
+    instance: dg.DagsterInstance, key: dg.AssetKey, partition: str, offsets: range
+) -> Iterator[dg.EventLogRecord | None]:
+    """The latest materialization of `key` on each day `offsets` days before `partition`, in
+    that order (None for a day without one), fetched lazily."""
     day = date.fromisoformat(partition)
-    for offset in range(1, window_days):
-        earlier = (day - timedelta(days=offset)).isoformat()
+    for offset in offsets:
+        name = (day - timedelta(days=offset)).isoformat()
         records = instance.fetch_materializations(
-            dg.AssetRecordsFilter(asset_key=drift_key, asset_partitions=[earlier]), limit=1
+            dg.AssetRecordsFilter(asset_key=key, asset_partitions=[name]), limit=1
         ).records
-        yield _observation(records[0]) if records else None
+        yield records[0] if records else None
 
 
 def build_performance_sensor(
@@ -307,13 +316,8 @@ def _latest_per_day(
 ) -> list[PerformanceObservation]:
     """The latest `model_performance` of each day of the window ending on `partition`, most
     recent first."""
-    day = date.fromisoformat(partition)
-    partitions = [(day - timedelta(days=offset)).isoformat() for offset in range(window_days)]
-    found = []
-    for name in partitions:
-        records = instance.fetch_materializations(
-            dg.AssetRecordsFilter(asset_key=key, asset_partitions=[name]), limit=1
-        ).records
-        if records:
-            found.append(_performance(records[0]))
-    return found
+    return [
+        _performance(record)
+        for record in _latest_of_each_day(instance, key, partition, range(window_days))
+        if record
+    ]

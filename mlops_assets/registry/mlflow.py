@@ -411,7 +411,8 @@ class RegisteredModel:
 
     def _record_in_history(self, version: str) -> bool:
         """Append the move to `version` (as its tags describe it) unless the history ends with it."""
-        moves = [move for move in self.alias_history() if move["moved"]]
+        recorded = self.alias_history()
+        moves = [move for move in recorded if move["moved"]]
         if moves and moves[-1]["new_version"] == version:
             self.set_version_tags(version, {PROMOTION_TAG: "champion"})
             return False
@@ -424,7 +425,7 @@ class RegisteredModel:
             tags.get("champion/dagster_run_id", ""),
             tags.get("champion/promoted_at", datetime.now(UTC).isoformat(timespec="seconds")),
         )
-        history = [*self.alias_history(), asdict(move)]
+        history = [*recorded, asdict(move)]
         while len(json.dumps(history)) > _MAX_TAG_CHARS and len(history) > 1:
             history.pop(0)
         self.client().set_registered_model_tag(self.model_name, HISTORY_TAG, json.dumps(history))
