@@ -25,7 +25,7 @@ import dagster as dg
 from mlops_assets import keys
 from mlops_assets.contracts import DataContract
 from mlops_assets.definitions import build_definitions
-from mlops_assets.keys import TRIGGER_TAG
+from mlops_assets.keys import CONTRACT_TAG, TRIGGER_TAG
 from mlops_assets.processes import stop
 from mlops_assets.settings import PlatformSettings
 
@@ -70,12 +70,19 @@ class Retraining:
     reason: str
 
 
-def run_job(defs: dg.Definitions, instance: dg.DagsterInstance, job: str, day: str, log_level: str):
+def run_job(
+    defs: dg.Definitions,
+    instance: dg.DagsterInstance,
+    job: str,
+    day: str,
+    log_level: str,
+    ops: dict[str, Any] | None = None,
+):
     return defs.resolve_job_def(job).execute_in_process(
         partition_key=day,
         instance=instance,
         raise_on_error=False,
-        run_config={"loggers": {"console": {"config": {"log_level": log_level}}}},
+        run_config={"loggers": {"console": {"config": {"log_level": log_level}}}, "ops": ops or {}},
     )
 
 
@@ -185,29 +192,58 @@ def wait_for_sensor_tick(
     raise TimeoutError(f"{sensor} did not tick within {timeout:.0f}s; see {log}")
 
 
-def wait_for_retraining(
-    instance: dg.DagsterInstance, day: str, timeout: float = 900
+def automation_sensors(defs: dg.Definitions, contract: DataContract) -> list[str]:
+    """The contract's sensors that launch runs by themselves and are on by default."""
+    names = {
+        name(contract.name)
+        for name in (keys.retraining_sensor, keys.performance_sensor, keys.rollback_sensor)
+    }
+    return [
+        sensor.name
+        for sensor in defs.sensors
+        if sensor.name in names and sensor.default_status == dg.DefaultSensorStatus.RUNNING
+    ]
+
+
+def wait_for_automation(
+    instance: dg.DagsterInstance, contract: str, seen: set[str], timeout: float = 900
 ) -> list[Retraining]:
-    """The retraining runs the sensor launched for `day`'s drift report, once they have finished."""
+    """The runs the contract's sensors launched (retraining, rollback) that are not in `seen`,
+    once every such run has finished; their ids are added to `seen`."""
     deadline = time.monotonic() + timeout
-    runs = instance.get_runs(dg.RunsFilter(tags={"mlops/drift_partition": day}))
+
+    def launched() -> list[dg.DagsterRun]:
+        runs = instance.get_runs(dg.RunsFilter(tags={CONTRACT_TAG: contract}))
+        return [run for run in reversed(runs) if TRIGGER_TAG in run.tags]
+
+    runs = launched()
     while any(run.status not in FINISHED for run in runs):
         if time.monotonic() > deadline:
-            raise TimeoutError(f"retraining for {day} did not finish within {timeout:.0f}s")
-        time.sleep(2)
-        runs = instance.get_runs(dg.RunsFilter(tags={"mlops/drift_partition": day}))
-    return [retraining_outcome(instance, run) for run in runs]
+            raise TimeoutError(f"runs of {contract} did not finish within {timeout:.0f}s")
+        time.sleep(1)
+        runs = launched()
+    new = [run for run in runs if run.run_id not in seen]
+    seen.update(run.run_id for run in new)
+    return [retraining_outcome(instance, run) for run in new]
 
 
 def retraining_outcome(instance: dg.DagsterInstance, run: dg.DagsterRun) -> Retraining:
-    """What a training run did, read from its own events: the registry version, or the failed gates."""
+    """What a training run did, read from its own events: the registry version, or the failed
+    gates; for a rollback run, the version the alias moved to."""
     version, promoted, reason = None, False, "registry step did not run"
+    if run.tags.get(TRIGGER_TAG) == "rollback":
+        reason = "not moved: the champion had changed"
     failed_gates = []
     for entry in instance.all_logs(run.run_id):
         event = entry.dagster_event
         if event is None:
             continue
-        if event.event_type == dg.DagsterEventType.ASSET_CHECK_EVALUATION:
+        if event.event_type == dg.DagsterEventType.ASSET_OBSERVATION:
+            meta = event.event_specific_data.asset_observation.metadata
+            if "event" in meta and meta["event"].value == "rollback":
+                version, promoted = str(meta["champion"].value), bool(meta["moved"].value)
+                reason = str(meta["reason"].value)
+        elif event.event_type == dg.DagsterEventType.ASSET_CHECK_EVALUATION:
             evaluation = event.event_specific_data
             if not evaluation.passed:
                 failed_gates.append(evaluation.check_name)
@@ -325,13 +361,16 @@ def print_story(
                 f"            -> champion trained as of {d.day}: v{first.version} ({first.reason})"
             )
         for r in d.retraining:
+            if r.trigger == "rollback":
+                print(f"            -> rollback sensor: v{r.version}: {r.reason}")
+                continue
             outcome = (
                 f"v{r.version} champion"
                 if r.promoted
                 else (f"v{r.version} registered, not champion" if r.version else "no version")
             )
             print(
-                f"            -> sensor launched retraining on data since {r.since}: {r.status}, {outcome}: {r.reason}"
+                f"            -> {r.trigger} sensor launched retraining on data since {r.since}: {r.status}, {outcome}: {r.reason}"
             )
     if online is not None:
         print(
@@ -369,17 +408,25 @@ def run_story(
     days: list[str],
     log_level: str = "ERROR",
     defs: dg.Definitions | None = None,
+    html_reports: bool = True,
 ) -> tuple[list[Day], Retraining | None]:
     """Feed `days` one at a time with the real daemon running: warm-up, first champion, then daily.
 
-    After each daily run it waits for the daemon's tick of the contract's retraining sensor and
-    for any retraining that tick launched, so each day's row says what automation did.
+    After each daily run it waits for the daemon's tick of each of the contract's running
+    sensors (drift, performance, rollback) and for any run they launched, so each day's row says
+    what automation did. `html_reports=False` skips the Evidently HTML reports (faster).
     """
     defs = defs or build_definitions(settings)
-    sensor = keys.retraining_sensor(contract.name)
+    sensors = automation_sensors(defs, contract)
+    daily_ops = (
+        {}
+        if html_reports
+        else {keys.op_name(contract.key(keys.DRIFT_REPORT)): {"config": {"html_report": False}}}
+    )
     daemon_log = settings.home / "logs" / "daemon.log"
     outcomes: list[Day] = []
     first: Retraining | None = None
+    seen: set[str] = set()  # automation runs already reported on a day
     with dg.DagsterInstance.get() as instance:
         daemon = start_daemon(daemon_log)
         try:
@@ -394,12 +441,15 @@ def run_story(
             first = retraining_outcome(instance, instance.get_run_by_id(training.run_id))
             for day in days[WARM_UP_DAYS:]:
                 print(f"{day}: ingesting, checking drift, scoring", flush=True)
-                result = run_job(defs, instance, keys.daily_job(contract.name), day, log_level)
+                result = run_job(
+                    defs, instance, keys.daily_job(contract.name), day, log_level, daily_ops
+                )
                 reported_at = time.time()
                 outcome = day_outcome(day, result, defs, contract)
                 outcomes.append(outcome)
-                wait_for_sensor_tick(instance, sensor, reported_at, daemon, daemon_log)
-                outcome.retraining = wait_for_retraining(instance, day)
+                for sensor in sensors:
+                    wait_for_sensor_tick(instance, sensor, reported_at, daemon, daemon_log)
+                outcome.retraining = wait_for_automation(instance, contract.name, seen)
         finally:
             stop(daemon)
     return outcomes, first

@@ -38,6 +38,8 @@ TRIGGER_TAG = "mlops/trigger"
 CONTRACT_TAG = "mlops/contract"
 # The first day of the data a drift-triggered retraining learns from (run and version tag).
 TRAINING_SINCE_TAG = "mlops/training_since"
+# The champion a sensor-launched retraining was measured against (drift reference, or served).
+REFERENCE_VERSION_TAG = "mlops/reference_version"
 
 
 def op_name(key: dg.AssetKey) -> str:
@@ -59,6 +61,15 @@ def training_job(contract: str) -> str:
 
 def rollback_job(contract: str) -> str:
     return f"{contract}_rollback_champion"
+
+
+def rollback_op(contract: str) -> str:
+    """The rollback job's one op (its run config is keyed by it)."""
+    return f"{contract}__move_champion_back"
+
+
+def rollback_sensor(contract: str) -> str:
+    return f"{contract}_rollback_sensor"
 
 
 def lifecycle_pool(contract: str) -> str:

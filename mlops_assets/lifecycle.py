@@ -25,7 +25,11 @@ from mlops_assets.keys import (
     training_job,
 )
 from mlops_assets.monitoring.assets import build_drift_assets
-from mlops_assets.monitoring.sensors import build_performance_sensor, build_retraining_sensor
+from mlops_assets.monitoring.sensors import (
+    build_performance_sensor,
+    build_retraining_sensor,
+    build_rollback_sensor,
+)
 from mlops_assets.registry.assets import build_registry_assets
 from mlops_assets.registry.rollback import build_rollback_job
 from mlops_assets.serving.assets import build_serving_assets
@@ -124,19 +128,21 @@ def build_lifecycle(contract: DataContract, settings: PlatformSettings) -> dg.De
         "register and maybe promote.",
         tags=tags,
     )
+    rollback = build_rollback_job(contract)
     return dg.Definitions(
         assets=assets,
-        jobs=[ingest, daily_lifecycle, train, build_rollback_job(contract)],
+        jobs=[ingest, daily_lifecycle, train, rollback],
         sensors=[
             sensor
-            for build, running in (
-                (build_retraining_sensor, settings.retraining_sensor_running),
-                (build_performance_sensor, settings.performance_sensor_running),
+            for build, job, running in (
+                (build_retraining_sensor, train, settings.retraining_sensor_running),
+                (build_performance_sensor, train, settings.performance_sensor_running),
+                (build_rollback_sensor, rollback, settings.retraining_sensor_running),
             )
             if (
                 sensor := build(
                     contract,
-                    train,
+                    job,
                     interval_seconds=settings.sensor_interval_seconds,
                     running=running,
                 )

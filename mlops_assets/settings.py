@@ -28,6 +28,7 @@ CONTRACT_OVERRIDES: dict[str, tuple[str, type]] = {
     "MLOPS_DRIFT_THRESHOLD": ("drift.threshold", float),
     "MLOPS_RETRAIN_CONSECUTIVE": ("drift.consecutive", int),
     "MLOPS_RETRAIN_COOLDOWN_HOURS": ("drift.cooldown_hours", float),
+    "MLOPS_RETRAIN_MIN_ROWS": ("drift.min_rows_since", int),
     "MLOPS_TRAINING_WINDOW_DAYS": ("training.window_days", int),
     "MLOPS_GATE_MIN_ROC_AUC": ("gates.min_roc_auc", float),
     "MLOPS_GATE_MIN_ABSOLUTE_CHANGE": ("gates.min_absolute_change", float),
@@ -41,6 +42,8 @@ SOURCE_OVERRIDES: dict[str, tuple[str, type]] = {
     "MLOPS_SYNTHETIC_INVALID_ROW_SHARE": ("invalid_row_share", float),
     "MLOPS_DRIFT_SCENARIO": ("scenario", str),
     "MLOPS_DRIFT_START": ("scenario_start", date),
+    "MLOPS_DRIFT_END": ("scenario_end", date),
+    "MLOPS_DRIFT_EVERY": ("scenario_every", int),
     "MLOPS_LABEL_DELAY_DAYS": ("label_delay_days", int),
     "MLOPS_AS_OF": ("as_of", date),
 }
@@ -84,6 +87,7 @@ class PlatformSettings:
                 "(http(s)://host:port, sqlite:///path, postgresql://...)"
             )
         interval = _number(env, "MLOPS_SENSOR_INTERVAL_SECONDS", "30", int)
+        automation = _choice(env, "MLOPS_RETRAINING_SENSOR", "stopped", ("running", "stopped"))
         if interval < 1:
             raise SettingsError("MLOPS_SENSOR_INTERVAL_SECONDS must be at least 1")
         from mlops_assets.examples import EXAMPLES_DIR
@@ -108,12 +112,10 @@ class PlatformSettings:
                 else str(home / "reports"),
             ),
             sensor_interval_seconds=interval,
-            retraining_sensor_running=_choice(
-                env, "MLOPS_RETRAINING_SENSOR", "stopped", ("running", "stopped")
-            )
-            == "running",
+            retraining_sensor_running=automation == "running",
+            # Off on its own only when asked: it follows the other sensors by default.
             performance_sensor_running=_choice(
-                env, "MLOPS_PERFORMANCE_SENSOR", "stopped", ("running", "stopped")
+                env, "MLOPS_PERFORMANCE_SENSOR", automation, ("running", "stopped")
             )
             == "running",
             pushgateway_url=env.get("PROMETHEUS_PUSHGATEWAY_URL") or None,

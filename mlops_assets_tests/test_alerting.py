@@ -92,7 +92,8 @@ def test_promtool_accepts_the_rules_and_they_fire_when_the_sensor_retrains(tmp_p
     contract = contract_of(settings, "loan_default")
     policy = RetrainingPolicy.of(contract)
     reports = [
-        DriftObservation(f"2026-01-0{day + 1}", share, day, "1") for day, share in enumerate(shares)
+        DriftObservation(f"2026-01-0{day + 1}", share, day, "1", rows=2000)
+        for day, share in enumerate(shares)
     ]
     sensor_retrains_on = next(
         day

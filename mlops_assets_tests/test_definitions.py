@@ -59,7 +59,12 @@ def test_one_lifecycle_per_shipped_contract(defs: dg.Definitions):
     assert {sensor.name for sensor in defs.sensors} == {
         name(contract)
         for contract in SHIPPED
-        for name in (keys.retraining_sensor, keys.performance_sensor, keys.late_labels_sensor)
+        for name in (
+            keys.retraining_sensor,
+            keys.performance_sensor,
+            keys.late_labels_sensor,
+            keys.rollback_sensor,
+        )
     }
     spec = graph.get(dg.AssetKey(["loan_default", "features"]))
     assert spec.partitions_def == dg.DailyPartitionsDefinition(start_date="2026-01-01")

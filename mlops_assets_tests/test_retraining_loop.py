@@ -157,3 +157,73 @@ def test_drift_against_a_champion_trained_after_the_drift_escalates_instead_of_r
         result = sensor(context)
     assert not result.run_requests
     assert "look at the data" in result.skip_reason.skip_message
+
+
+def test_a_promotion_that_does_worse_live_than_the_champion_it_replaced_is_rolled_back(
+    tmp_path, feature_history, instance
+):
+    """An upstream bug inverted the labels of the history; a challenger trained on them passes
+    every gate (its validation rows are inverted too) and is promoted. Live labels are right
+    again: the previous champion, scoring in shadow, does far better on the same rows, and the
+    rollback sensor gives it the alias back, saying why."""
+    platform = platform_with_history(tmp_path / "home", feature_history, instance, "loan_default")
+    assert platform.run("train_and_register", "2026-01-08").success
+    label = platform.contract.label_column
+    folder = tmp_path / "home" / "assets" / "loan_default" / "features"
+    for path in folder.glob("2026-01-0*.parquet"):
+        frame = pd.read_parquet(path)
+        frame[label] = (1 - frame[label]).astype("Int8")
+        frame.to_parquet(path)
+    assert platform.run("train_and_register", "2026-01-08").success
+    assert str(platform.registry.champion().version) == "2"
+
+    sensor = platform.defs.get_sensor_def(keys.rollback_sensor("loan_default"))
+    cursor = None
+    for day in ("2026-01-09", "2026-01-10", "2026-01-11"):
+        daily = platform.run("daily_lifecycle", day)
+        assert daily.success
+        scored = platform.load("batch_predictions", day)
+        assert set(scored["model_version"]) == {"2"} and set(scored["shadow_version"]) == {"1"}
+        assert scored["shadow_score"].between(0, 1).all()
+        performance = metadata(daily, "model_performance")
+        assert performance["shadow_version"] == "1"
+        assert performance["shadow_roc_auc"] > performance["roc_auc"] + 0.3
+        with dg.build_sensor_context(
+            instance=instance, cursor=cursor, definitions=platform.defs
+        ) as context:
+            result = sensor(context)
+        cursor = result.cursor
+        if day < "2026-01-11":
+            assert not result.run_requests  # three labelled days decide
+    [request] = result.run_requests
+    assert request.tags["mlops/trigger"] == "rollback"
+    config = request.run_config["ops"][keys.rollback_op("loan_default")]["config"]
+    assert (config["to_version"], config["if_champion_is"]) == ("1", "2")
+
+    rollback = platform.defs.resolve_job_def(keys.rollback_job("loan_default")).execute_in_process(
+        run_config=request.run_config, tags=request.tags, instance=instance
+    )
+    assert rollback.success
+    assert str(platform.registry.champion().version) == "1"
+    last = platform.registry.alias_history()[-1]
+    assert (last["previous_version"], last["new_version"]) == ("2", "1")
+    assert last["reason"].startswith("rollback: v2's labelled live ROC AUC")
+    assert "scoring in shadow" in last["reason"] and "worse by more than 0." in last["reason"]
+
+    # the same request again (a cursor reset) changes nothing: v1 is no longer v2
+    again = platform.defs.resolve_job_def(keys.rollback_job("loan_default")).execute_in_process(
+        run_config=request.run_config, instance=instance
+    )
+    assert again.success and str(platform.registry.champion().version) == "1"
+    assert platform.registry.alias_history()[-1] == last
+
+    # the restored champion scores alone; nothing is rolled back again
+    after = platform.run("daily_lifecycle", "2026-01-12")
+    assert after.success
+    assert set(
+        platform.load("batch_predictions", "2026-01-12")["shadow_version"].fillna("none")
+    ) == {"none"}
+    with dg.build_sensor_context(
+        instance=instance, cursor=cursor, definitions=platform.defs
+    ) as context:
+        assert not sensor(context).run_requests

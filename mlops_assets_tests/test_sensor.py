@@ -26,13 +26,22 @@ def home(tmp_path: Path) -> Path:
 
 
 def report(
-    instance: dg.DagsterInstance, contract: str, partition: str, share: float, version: str = "1"
+    instance: dg.DagsterInstance,
+    contract: str,
+    partition: str,
+    share: float,
+    version: str = "1",
+    rows: int = 2000,
 ) -> None:
     instance.report_runless_asset_event(
         dg.AssetMaterialization(
             asset_key=dg.AssetKey([contract, keys.DRIFT_REPORT]),
             partition=partition,
-            metadata={"drift_share": dg.MetadataValue.float(share), "reference_version": version},
+            metadata={
+                "drift_share": dg.MetadataValue.float(share),
+                "reference_version": version,
+                "current_rows": rows,
+            },
         )
     )
 
@@ -52,7 +61,7 @@ def test_each_contract_has_a_sensor_on_its_own_retraining_assets_off_by_default(
     sensor = defs.get_sensor_def(keys.retraining_sensor(contract_name))
     assert sensor.job_name == keys.training_job(contract_name)
     assert sensor.default_status == dg.DefaultSensorStatus.STOPPED
-    for name in (keys.performance_sensor, keys.late_labels_sensor):
+    for name in (keys.performance_sensor, keys.late_labels_sensor, keys.rollback_sensor):
         assert defs.get_sensor_def(name(contract_name)).default_status == (
             dg.DefaultSensorStatus.STOPPED
         )
@@ -168,14 +177,16 @@ def test_one_request_per_tick_even_with_several_drifted_reports(home, contract_n
 def test_decision_is_a_pure_function_of_the_reports():
     policy = RetrainingPolicy(drift_threshold=0.2, consecutive_partitions=3)
     now = datetime(2026, 1, 10, tzinfo=UTC)
-    today = DriftObservation("2026-01-10", 0.5, 10, "1")
+    today = DriftObservation("2026-01-10", 0.5, 10, "1", rows=2000)
     streak = [
-        DriftObservation("2026-01-09", 0.3, 9, "1"),
-        DriftObservation("2026-01-08", 0.21, 8, "1"),
+        DriftObservation("2026-01-09", 0.3, 9, "1", rows=2000),
+        DriftObservation("2026-01-08", 0.21, 8, "1", rows=2000),
     ]
     decision = retraining_decision(today, iter(streak), policy, False, None, now)
     assert decision.retrain and decision.since == "2026-01-08"
-    exactly_at = DriftObservation("2026-01-10", 0.2, 10, "1")  # "exceeds": equal is not drift
+    exactly_at = DriftObservation(
+        "2026-01-10", 0.2, 10, "1", rows=2000
+    )  # "exceeds": equal is not drift
     assert not retraining_decision(exactly_at, iter(streak), policy, False, None, now).retrain
     cooled = RetrainingPolicy(consecutive_partitions=1, cooldown_hours=1)
     assert retraining_decision(today, [], cooled, False, now - timedelta(hours=2), now).retrain
@@ -254,6 +265,7 @@ def served(
     observed: float = 0.20,
     predicted: float = 0.20,
     labelled: int = 400,
+    shadow: tuple[str, float] | None = None,
 ) -> None:
     """A day's `model_performance` of the loan contract, as the asset records it."""
     instance.report_runless_asset_event(
@@ -267,6 +279,8 @@ def served(
                 "champion_validation_roc_auc": dg.MetadataValue.float(validation),
                 "observed_positive_rate": dg.MetadataValue.float(observed),
                 "mean_score_labelled": dg.MetadataValue.float(predicted),
+                "shadow_version": shadow[0] if shadow else "none",
+                "shadow_roc_auc": dg.MetadataValue.float(shadow[1] if shadow else float("nan")),
             },
         )
     )
@@ -298,7 +312,7 @@ def test_live_performance_below_the_validation_auc_launches_retraining(home, ins
         "ops": {"loan_default__training_set": {"config": {"since": "2026-01-11"}}}
     }
     assert (
-        "served ROC AUC 0.6300 is below v3's validation ROC AUC 0.8000 by more than 0.05"
+        "served ROC AUC 0.6300 is below v3's validation ROC AUC 0.8000 by more than 0.0630"
         in (request.tags["mlops/reason"])
     )
     # late labels of a day re-materialize its model_performance: no second run for the same day
@@ -332,3 +346,109 @@ def test_the_budget_covers_performance_retraining_too(home, instance):
     assert "the retraining budget is spent: 2 automatic promotion(s)" in (
         spent.skip_reason.skip_message
     )
+
+
+def test_performance_retraining_leaves_drifted_days_to_the_drift_policy(home, instance):
+    for day in ("2026-01-11", "2026-01-12", "2026-01-13"):
+        served(instance, day, 0.60)
+    report(instance, "loan_default", "2026-01-12", 0.5, version="3")
+    result = evaluate_performance(home, instance)
+    assert not result.run_requests
+    assert "the features drifted on 2026-01-12" in result.skip_reason.skip_message
+    assert "left to the drift policy" in result.skip_reason.skip_message
+
+
+def evaluate_rollback(home: Path, instance, cursor=None) -> dg.SensorResult:
+    defs = build_definitions(make_settings(home))
+    sensor = defs.get_sensor_def(keys.rollback_sensor("loan_default"))
+    with dg.build_sensor_context(instance=instance, cursor=cursor, definitions=defs) as context:
+        return sensor(context)
+
+
+def test_rollback_needs_enough_shadowed_days_of_the_new_champion_and_a_gap_beyond_the_margin(
+    home, instance
+):
+    served(instance, "2026-01-10", 0.50, version="3", shadow=("2", 0.80))  # before v4: not its
+    served(instance, "2026-01-11", 0.77, version="4", shadow=("3", 0.80))
+    served(instance, "2026-01-12", 0.77, version="4", shadow=("3", 0.80))
+    early = evaluate_rollback(home, instance)
+    assert not early.run_requests
+    assert "v4 vs v3 in shadow: 2 of 3 labelled day(s)" in early.skip_reason.skip_message
+
+    served(instance, "2026-01-13", 0.79, version="4", shadow=("3", 0.80))
+    close = evaluate_rollback(home, instance, cursor=early.cursor)
+    assert not close.run_requests  # 0.7767 vs 0.8000: worse, but within the margin
+    assert "within 0.0" in close.skip_reason.skip_message
+
+
+def test_a_new_champion_worse_than_its_shadow_is_rolled_back_once(home, instance):
+    for day in ("2026-01-11", "2026-01-12", "2026-01-13"):
+        served(instance, day, 0.62, version="4", shadow=("3", 0.80), labelled=300)
+    result = evaluate_rollback(home, instance)
+    [request] = result.run_requests
+    assert request.run_key == "rollback:v4"
+    assert request.tags["mlops/trigger"] == "rollback"
+    config = request.run_config["ops"]["loan_default__move_champion_back"]["config"]
+    assert (config["to_version"], config["if_champion_is"]) == ("3", "4")
+    assert config["reason"].startswith(
+        "v4's labelled live ROC AUC 0.6200 vs 0.8000 of v3 (the champion it replaced, scoring in "
+        "shadow) on the same 900 rows of 2026-01-11 .. 2026-01-13: worse by more than 0.09"
+    )
+
+
+def test_after_a_retraining_that_left_the_champion_in_place_neither_sensor_retrains_against_it(
+    home, instance
+):
+    """The gates refused the challenger of a drift retraining against v1 (or it was rolled back):
+    drift or poor live performance against v1 is not retrained again within the budget window."""
+    contract = "loan_default"
+    report(instance, contract, "2026-01-06", 0.5, version="1")
+    [request] = evaluate(home, contract, instance).run_requests
+    assert request.tags["mlops/reference_version"] == "1"
+    create_run_for_test(
+        instance,
+        job_name=keys.training_job(contract),
+        status=dg.DagsterRunStatus.SUCCESS,
+        tags=request.tags,
+    )
+    report(instance, contract, "2026-01-07", 0.5, version="1")
+    again = evaluate(home, contract, instance)
+    assert not again.run_requests
+    assert "already retrained against v1 in the last 7 day(s): not again against v1" in (
+        again.skip_reason.skip_message
+    )
+    report(instance, contract, "2026-01-08", 0.5, version="2")  # a new champion: fair game
+    assert evaluate(home, contract, instance).run_requests
+
+    for day in ("2026-01-11", "2026-01-12", "2026-01-13"):
+        served(instance, day, 0.55, version="1")
+    performance = evaluate_performance(home, instance)
+    assert not performance.run_requests
+    assert "not again against v1" in performance.skip_reason.skip_message
+
+
+def test_performance_retraining_waits_for_a_rollback_that_is_due(home, instance):
+    for day in ("2026-01-11", "2026-01-12", "2026-01-13"):
+        served(instance, day, 0.55, version="4", shadow=("3", 0.80))
+    result = evaluate_performance(home, instance)
+    assert not result.run_requests
+    assert "but a rollback comes first: v4's labelled live ROC AUC 0.5500" in (
+        result.skip_reason.skip_message
+    )
+
+
+def test_retraining_waits_until_the_drifted_days_hold_enough_rows_to_learn_from(
+    home, contract_name, instance
+):
+    """300 rows a day: one drifted day is too little data for the new model (and reference)."""
+    report(instance, contract_name, "2026-01-06", 0.5, rows=300)
+    early = evaluate(home, contract_name, instance)
+    assert not early.run_requests
+    assert "only 300 rows since then, fewer than drift.min_rows_since=2000" in (
+        early.skip_reason.skip_message
+    )
+    for day in range(7, 13):
+        report(instance, contract_name, f"2026-01-{day:02d}", 0.5, rows=300)
+    [request] = evaluate(home, contract_name, instance, cursor=early.cursor).run_requests
+    assert request.partition_key == "2026-01-12"  # 2,100 rows since 2026-01-06
+    assert request.tags["mlops/training_since"] == "2026-01-06"

@@ -192,11 +192,13 @@ def test_budget_and_escalation_in_the_pure_decision():
 
     now = datetime(2026, 1, 10, tzinfo=UTC)
     policy = RetrainingPolicy(max_promotions=1, budget_days=3)
-    drifted = DriftObservation("2026-01-10", 0.5, 1, "2")
+    drifted = DriftObservation("2026-01-10", 0.5, 1, "2", rows=2000)
     assert retraining_decision(drifted, [], policy, False, None, now, recent_promotions=0).retrain
     assert not retraining_decision(
         drifted, [], policy, False, None, now, recent_promotions=1
     ).retrain
-    persists = DriftObservation("2026-01-10", 0.5, 1, "2", persists_after_retraining=True)
+    persists = DriftObservation(
+        "2026-01-10", 0.5, 1, "2", persists_after_retraining=True, rows=2000
+    )
     decision = retraining_decision(persists, [], policy, False, None, now)
     assert not decision.retrain and "look at the data" in decision.reason

@@ -236,6 +236,15 @@ class DataContract:
             ColumnSpec("score", FLOAT, "P(positive class)", ge=0, le=1),
             ColumnSpec("decision", TEXT, "score >= threshold", isin=("positive", "negative")),
             ColumnSpec("model_version", TEXT, "Registry version that scored the row"),
+            ColumnSpec(
+                "shadow_score",
+                FLOAT,
+                "The previous champion's score, after a promotion (empty otherwise)",
+                nullable=True,
+                ge=0,
+                le=1,
+            ),
+            ColumnSpec("shadow_version", TEXT, "Version that scored in shadow", nullable=True),
         )
         return {
             "raw": FrameSpec(f"Raw{camel}", self._columns(self.raw_features)),

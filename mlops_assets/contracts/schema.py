@@ -245,6 +245,12 @@ class DriftSettings(_Strict):
         "budget_days",
     )
     budget_days: int = Field(default=7, ge=1, le=365)
+    min_rows_since: int = Field(
+        default=2000,
+        ge=0,
+        description="Retrain only once the drifted days hold this many rows: the new model and "
+        "the next drift reference are learned from them alone",
+    )
 
 
 class PerformanceSettings(_Strict):
@@ -258,7 +264,7 @@ class PerformanceSettings(_Strict):
         "by more than this",
     )
     calibration_band: float = Field(
-        default=0.1,
+        default=0.05,
         gt=0,
         le=1,
         description="...or when the observed positive rate and the mean predicted probability "
@@ -269,6 +275,18 @@ class PerformanceSettings(_Strict):
     )
     min_labelled_rows: int = Field(
         default=200, ge=1, description="Decide only with at least this many labelled rows"
+    )
+    watch_days: int = Field(
+        default=14,
+        ge=0,
+        le=365,
+        description="After a promotion, the previous champion scores in shadow on the days up to "
+        "this many after the new champion's training day (0: no shadow, no automatic rollback)",
+    )
+    rollback: bool = Field(
+        default=True,
+        description="Roll back by itself when the new champion's labelled live ROC AUC is below "
+        "the shadow's, on the same rows, by more than `margin` over `labelled_days`",
     )
 
 

@@ -81,6 +81,8 @@ class DriftScenario(StrEnum):
     NEW_LOAN_PURPOSE = "new_loan_purpose"
     # Same applicants, but rates rose: the same features default more often (no feature drift).
     CONCEPT_CHANGE = "concept_change"
+    # An upstream mapping bug: every delivered label is inverted (no feature drift).
+    LABEL_ERROR = "label_error"
 
     @classmethod
     def parse(cls, value: str) -> DriftScenario:
@@ -99,6 +101,8 @@ class SyntheticLoanGenerator:
     rows_per_day: int = 2000
     scenario: DriftScenario = DriftScenario.NONE
     scenario_start: date | None = None
+    scenario_end: date | None = None  # last day it applies (None: it lasts)
+    scenario_every: int = 1  # it applies on every n-th day from the start (2: flapping)
     invalid_row_share: float = 0.0
     label_delay_days: int = 0
     as_of: date | None = None
@@ -110,12 +114,19 @@ class SyntheticLoanGenerator:
             raise ValueError(f"invalid_row_share must be in [0, 1], got {self.invalid_row_share}")
         if self.scenario is not DriftScenario.NONE and self.scenario_start is None:
             raise ValueError(f"Drift scenario {self.scenario.value!r} needs a scenario_start date")
+        if self.scenario_every < 1:
+            raise ValueError(f"scenario_every must be >= 1, got {self.scenario_every}")
+        if self.scenario_end and self.scenario_start and self.scenario_end < self.scenario_start:
+            raise ValueError(
+                f"scenario_end {self.scenario_end} is before scenario_start {self.scenario_start}"
+            )
 
     def scenario_active(self, day: date) -> bool:
         return (
             self.scenario is not DriftScenario.NONE
             and self.scenario_start is not None
-            and day >= self.scenario_start
+            and self.scenario_start <= day <= (self.scenario_end or date.max)
+            and (day - self.scenario_start).days % self.scenario_every == 0
         )
 
     def generate(self, day: date) -> pd.DataFrame:
@@ -130,7 +141,10 @@ class SyntheticLoanGenerator:
                 frame, self.scenario, np.random.default_rng([self.seed, day.toordinal(), 1])
             )
         probability = self.true_default_probability(frame)
-        frame[LABEL] = pd.array((rng.random(len(frame)) < probability).astype("int8"), dtype="Int8")
+        defaulted = rng.random(len(frame)) < probability
+        if self.scenario is DriftScenario.LABEL_ERROR and self.scenario_active(day):
+            defaulted = ~defaulted
+        frame[LABEL] = pd.array(defaulted.astype("int8"), dtype="Int8")
         if self.as_of is not None and day > self.as_of - timedelta(days=self.label_delay_days):
             frame[LABEL] = pd.array([pd.NA] * len(frame), dtype="Int8")
         if self.invalid_row_share > 0 and len(frame):
@@ -165,7 +179,7 @@ class SyntheticLoanGenerator:
         )
         if self.scenario is DriftScenario.CONCEPT_CHANGE and self.scenario_start is not None:
             days = pd.to_datetime(frame[EVENT_TIME]).dt.date
-            changed = (days >= self.scenario_start).to_numpy()
+            changed = days.map(self.scenario_active).to_numpy(bool)
             logit = logit + changed * (0.7 + 2.0 * (debt_to_income - 0.25))
         return 1.0 / (1.0 + np.exp(-logit))
 
@@ -289,6 +303,8 @@ class SyntheticLoanSource(DataSource):
     rows_per_day: int = Field(default=2000, ge=0, le=10_000_000)
     scenario: str = DriftScenario.NONE.value
     scenario_start: str | None = None
+    scenario_end: str | None = None
+    scenario_every: int = Field(default=1, ge=1, le=365)
     invalid_row_share: float = Field(default=0.0, ge=0, le=1)
     label_delay_days: int = Field(default=0, ge=0)
     as_of: str | None = None
@@ -303,6 +319,8 @@ class SyntheticLoanSource(DataSource):
             rows_per_day=self.rows_per_day,
             scenario=DriftScenario.parse(self.scenario),
             scenario_start=date.fromisoformat(self.scenario_start) if self.scenario_start else None,
+            scenario_end=date.fromisoformat(self.scenario_end) if self.scenario_end else None,
+            scenario_every=self.scenario_every,
             invalid_row_share=self.invalid_row_share,
             label_delay_days=self.label_delay_days,
             as_of=date.fromisoformat(self.as_of) if self.as_of else None,

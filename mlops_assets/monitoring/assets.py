@@ -68,6 +68,11 @@ class DriftReportConfig(dg.Config):
         description="Rows per side in the Evidently HTML report (a uniform sample above this); "
         "the drift scores always use every row",
     )
+    html_report: bool = Field(
+        default=True,
+        description="Write the Evidently HTML report; false skips it (the scores, verdicts and "
+        "metadata are the same), e.g. for a backfill of many days",
+    )
 
 
 def build_drift_assets(
@@ -123,12 +128,16 @@ def build_drift_assets(
             result = dataset_drift(profile, features, contract, noise)
             if len(noise.floors) > known:  # a new size or column was simulated
                 _save_noise_floors(contract, mlflow, champion, noise)
-            report_path, sampled = _save_evidently_html(
-                contract,
-                reference,
-                features,
-                config.max_report_rows,
-                f"{reports_url}/{contract.name}/drift_report/{context.partition_key}.html",
+            report_path, sampled = (
+                _save_evidently_html(
+                    contract,
+                    reference,
+                    features,
+                    config.max_report_rows,
+                    f"{reports_url}/{contract.name}/drift_report/{context.partition_key}.html",
+                )
+                if config.html_report
+                else (None, "no HTML report (html_report: false)")
             )
             mlflow_run = _log_to_mlflow(contract, mlflow, context, result, version, report_path)
         table = result.to_frame().assign(reference_version=version)
@@ -163,7 +172,11 @@ def build_drift_assets(
                 "dropped_missing_or_infinite": dg.MetadataValue.json(
                     {c.column: c.dropped_current for c in result.columns if c.dropped_current}
                 ),
-                "evidently_report": dg.MetadataValue.url(_as_url(report_path)),
+                **(
+                    {"evidently_report": dg.MetadataValue.url(_as_url(report_path))}
+                    if report_path
+                    else {}
+                ),
                 "mlflow_run": dg.MetadataValue.url(
                     mlflow.run_url(mlflow_run.experiment_id, mlflow_run.run_id)
                 ),
@@ -328,7 +341,7 @@ def _log_to_mlflow(
     context: dg.AssetExecutionContext,
     result: "DriftResult",
     version: str,
-    report: str,
+    report: str | None,
 ) -> Any:
     """One MLflow run per drift report: the share, per-column scores and the HTML artifact."""
     import mlflow
@@ -352,7 +365,7 @@ def _log_to_mlflow(
                 **{f"drift_score_{c.column}": c.score for c in result.columns},
             }
         )
-        if Path(report).exists():
+        if report and Path(report).exists():
             mlflow.log_artifact(report, artifact_path="drift_report")
     return run.info
 

@@ -40,6 +40,7 @@ PREDICTION_MEAN = "mlops_batch_predictions_mean_score"
 POSITIVE_RATE = "mlops_batch_predictions_positive_rate"
 PREDICTION_PARTITION = "mlops_batch_predictions_partition_timestamp_seconds"
 MODEL_AUC = "mlops_model_roc_auc"
+SHADOW_AUC = "mlops_model_shadow_roc_auc"
 LABELLED_ROWS = "mlops_model_labelled_rows"
 
 
@@ -200,8 +201,15 @@ def prediction_metrics(
     ]
 
 
-def performance_metrics(model_version: str, labelled_rows: int, roc_auc: float) -> list[Metric]:
-    """Served-model quality; the AUC only once labels exist (no sample rather than a NaN)."""
+def performance_metrics(
+    model_version: str,
+    labelled_rows: int,
+    roc_auc: float,
+    shadow_version: str | None = None,
+    shadow_roc_auc: float = float("nan"),
+) -> list[Metric]:
+    """Served-model quality; the AUC only once labels exist (no sample rather than a NaN); the
+    previous champion's on the same rows while it scores in shadow."""
     labels = {"model_version": model_version}
     metrics = [
         Metric(LABELLED_ROWS, "Labelled rows behind the served model's AUC", labelled_rows, labels)
@@ -210,6 +218,15 @@ def performance_metrics(model_version: str, labelled_rows: int, roc_auc: float) 
         metrics.append(
             Metric(
                 MODEL_AUC, "ROC AUC of the served model on labelled applications", roc_auc, labels
+            )
+        )
+    if shadow_version and not math.isnan(shadow_roc_auc):
+        metrics.append(
+            Metric(
+                SHADOW_AUC,
+                "ROC AUC of the previous champion, scoring in shadow, on the same rows",
+                shadow_roc_auc,
+                {**labels, "shadow_version": shadow_version},
             )
         )
     return metrics

@@ -20,6 +20,7 @@ from mlops_assets.keys import (
     CONTRACT_TAG,
     DRIFT_REPORT,
     MODEL_PERFORMANCE,
+    REFERENCE_VERSION_TAG,
     REGISTERED_MODEL_VERSION,
     TRAINING_SET,
     TRAINING_SINCE_TAG,
@@ -27,6 +28,8 @@ from mlops_assets.keys import (
     op_name,
     performance_sensor,
     retraining_sensor,
+    rollback_op,
+    rollback_sensor,
 )
 from mlops_assets.monitoring.policy import (
     DriftObservation,
@@ -34,6 +37,7 @@ from mlops_assets.monitoring.policy import (
     RetrainingPolicy,
     performance_decision,
     retraining_decision,
+    rollback_decision,
 )
 
 ACTIVE_STATUSES = [
@@ -99,6 +103,9 @@ def build_retraining_sensor(
                 now=datetime.now(UTC),
                 retrained_by=_succeeded_after(last_success, record.timestamp),
                 recent_promotions=recent_promotions,
+                retrained_against=_retrained_against(
+                    instance, job_name, report.reference_version, retraining_policy.budget_days
+                ),
             )
             context.log.info(decision.reason)
             reasons.append(decision.reason)
@@ -117,7 +124,7 @@ def build_retraining_sensor(
                             "mlops/drift_partition": report.partition,
                             "mlops/drift_share": f"{report.drift_share:.4f}",
                             "mlops/drift_threshold": str(retraining_policy.drift_threshold),
-                            "mlops/reference_version": report.reference_version,
+                            REFERENCE_VERSION_TAG: report.reference_version,
                             TRAINING_SINCE_TAG: decision.since or "",
                             "mlops/reason": decision.reason[:200],
                         },
@@ -152,6 +159,32 @@ def _in_flight(instance: dg.DagsterInstance, job_name: str) -> bool:
     )
 
 
+def _retrained_against(
+    instance: dg.DagsterInstance, job_name: str, version: str, days: int
+) -> str | None:
+    """A sensor-launched retraining against champion `version` in the last `days` days that
+    succeeded, or failed in a step (a blocking gate, training itself): its id, if any. A run
+    whose worker died or that never started does not count: retraining again may work."""
+    if not version:
+        return None
+    records = instance.get_run_records(
+        dg.RunsFilter(
+            job_name=job_name,
+            tags={REFERENCE_VERSION_TAG: version},
+            statuses=[dg.DagsterRunStatus.SUCCESS, dg.DagsterRunStatus.FAILURE],
+            created_after=datetime.now(UTC) - timedelta(days=days),
+        ),
+        limit=20,
+    )
+    for record in records:
+        run = record.dagster_run
+        if run.status == dg.DagsterRunStatus.SUCCESS or (
+            run.tags.get("dagster/failure_reason") == "STEP_FAILURE"
+        ):
+            return run.run_id
+    return None
+
+
 def _succeeded_after(runs: list[dg.RunRecord], timestamp: float) -> str | None:
     """The id of the latest successful retraining run if it was created after `timestamp`."""
     if runs and runs[0].create_timestamp.timestamp() > timestamp:
@@ -175,6 +208,7 @@ def _observation(record: dg.EventLogRecord) -> DriftObservation:
             if "persists_after_retraining" in metadata
             else False
         ),
+        rows=int(metadata["current_rows"].value) if "current_rows" in metadata else 0,
     )
 
 
@@ -213,11 +247,16 @@ def _latest_of_each_day(
     that order (None for a day without one), fetched lazily."""
     day = date.fromisoformat(partition)
     for offset in offsets:
-        name = (day - timedelta(days=offset)).isoformat()
-        records = instance.fetch_materializations(
-            dg.AssetRecordsFilter(asset_key=key, asset_partitions=[name]), limit=1
-        ).records
-        yield records[0] if records else None
+        yield _latest_of(instance, key, (day - timedelta(days=offset)).isoformat())
+
+
+def _latest_of(
+    instance: dg.DagsterInstance, key: dg.AssetKey, partition: str
+) -> dg.EventLogRecord | None:
+    records = instance.fetch_materializations(
+        dg.AssetRecordsFilter(asset_key=key, asset_partitions=[partition]), limit=1
+    ).records
+    return records[0] if records else None
 
 
 def build_performance_sensor(
@@ -238,6 +277,8 @@ def build_performance_sensor(
     policy = RetrainingPolicy.of(contract)
     performance_key = contract.key(MODEL_PERFORMANCE)
     registered_key = contract.key(REGISTERED_MODEL_VERSION)
+    drift_key = contract.key(DRIFT_REPORT)
+    rollback_on = settings.rollback and settings.watch_days > 0
     training_op = op_name(contract.key(TRAINING_SET))
     window_days = contract.spec.training.window_days
 
@@ -254,22 +295,22 @@ def build_performance_sensor(
     )
     def performance_retraining_sensor(context: dg.SensorEvaluationContext) -> dg.SensorResult:
         instance = context.instance
-        new = _new_materializations(instance, performance_key, context.cursor)
-        if not new:
+        tick = _served_days(instance, performance_key, context.cursor, window_days)
+        if tick is None:
             return dg.SensorResult(skip_reason="No new model_performance materializations")
-        cursor = str(new[-1].storage_id)
-        latest = _performance(new[-1])
-        days = [
-            day
-            for day in _latest_per_day(instance, performance_key, latest.partition, window_days)
-            if day.model_version == latest.model_version
-        ]
+        cursor, latest, days = tick
+        rollback = rollback_decision(days, settings) if rollback_on else None
         decision = performance_decision(
             days,
             settings,
             retraining_in_flight=_in_flight(instance, retraining_job.name),
             recent_promotions=automatic_promotions(instance, registered_key, policy.budget_days),
             policy=policy,
+            drift_shares=_drift_shares(instance, drift_key, [day.partition for day in days]),
+            retrained_against=_retrained_against(
+                instance, retraining_job.name, latest.model_version, policy.budget_days
+            ),
+            rollback_due=rollback.reason if rollback and rollback.rollback else None,
         )
         context.log.info(decision.reason)
         if not decision.retrain:
@@ -282,13 +323,79 @@ def build_performance_sensor(
                 TRIGGER_TAG: "performance",
                 CONTRACT_TAG: contract.name,
                 TRAINING_SINCE_TAG: decision.since or "",
-                "mlops/served_version": latest.model_version,
+                REFERENCE_VERSION_TAG: latest.model_version,
                 "mlops/reason": decision.reason[:200],
             },
         )
         return dg.SensorResult(run_requests=[request], cursor=cursor)
 
     return performance_retraining_sensor
+
+
+def build_rollback_sensor(
+    contract: DataContract,
+    rollback_job: Any,
+    interval_seconds: int,
+    running: bool,
+) -> dg.SensorDefinition | None:
+    """The contract's automatic rollback (None when its `performance` section or rollback is off).
+
+    After a promotion the previous champion scores every day in shadow (`batch_predictions`).
+    Each tick with new `model_performance` materializations applies `rollback_decision` to the
+    labelled days the current champion served, and requests the rollback job at most once per
+    promoted version; the job moves the alias only if that version is still the champion.
+    """
+    settings = contract.spec.performance
+    if settings is None or not settings.rollback or not settings.watch_days:
+        return None
+    performance_key = contract.key(MODEL_PERFORMANCE)
+    move_op = rollback_op(contract.name)
+
+    @dg.sensor(
+        name=rollback_sensor(contract.name),
+        job=rollback_job,
+        minimum_interval_seconds=interval_seconds,
+        default_status=_status(running),
+        description=(
+            f"Runs {rollback_job.name} when, within {settings.watch_days} days of a promotion, "
+            f"the new champion's labelled live ROC AUC is below the previous champion's (scored in "
+            f"shadow on the same rows) by more than {settings.margin} over "
+            f"{settings.labelled_days} labelled days."
+        ),
+    )
+    def rollback_sensor_fn(context: dg.SensorEvaluationContext) -> dg.SensorResult:
+        instance = context.instance
+        tick = _served_days(instance, performance_key, context.cursor, settings.watch_days + 1)
+        if tick is None:
+            return dg.SensorResult(skip_reason="No new model_performance materializations")
+        cursor, latest, days = tick
+        decision = rollback_decision(days, settings)
+        context.log.info(decision.reason)
+        if not decision.rollback or _in_flight(instance, rollback_job.name):
+            return dg.SensorResult(skip_reason=decision.reason[-1000:], cursor=cursor)
+        request = dg.RunRequest(
+            run_key=f"rollback:v{latest.model_version}",
+            run_config={
+                "ops": {
+                    move_op: {
+                        "config": {
+                            "to_version": decision.to_version,
+                            "reason": decision.reason,
+                            "if_champion_is": latest.model_version,
+                        }
+                    }
+                }
+            },
+            tags={
+                TRIGGER_TAG: "rollback",
+                CONTRACT_TAG: contract.name,
+                "mlops/served_version": latest.model_version,
+                "mlops/reason": decision.reason[:200],
+            },
+        )
+        return dg.SensorResult(run_requests=[request], cursor=cursor)
+
+    return rollback_sensor_fn
 
 
 def _performance(record: dg.EventLogRecord) -> PerformanceObservation:
@@ -308,6 +415,18 @@ def _performance(record: dg.EventLogRecord) -> PerformanceObservation:
         champion_validation_roc_auc=number("champion_validation_roc_auc"),
         observed_positive_rate=number("observed_positive_rate"),
         mean_score=number("mean_score_labelled"),
+        shadow_version=str(metadata["shadow_version"].value)
+        if "shadow_version" in metadata
+        else "none",
+        shadow_roc_auc=number("shadow_roc_auc"),
+        validation_rows=int(
+            number("champion_validation_rows") if "champion_validation_rows" in metadata else 0
+        ),
+        validation_positives=int(
+            number("champion_validation_positives")
+            if "champion_validation_positives" in metadata
+            else 0
+        ),
     )
 
 
@@ -321,3 +440,40 @@ def _latest_per_day(
         for record in _latest_of_each_day(instance, key, partition, range(window_days))
         if record
     ]
+
+
+def _served_days(
+    instance: dg.DagsterInstance, key: dg.AssetKey, cursor: str | None, window_days: int
+) -> tuple[str, PerformanceObservation, list[PerformanceObservation]] | None:
+    """For a tick of a `model_performance` sensor: its new cursor, the most recent day among the
+    new materializations, and the labelled days (most recent first) the version that served it
+    served since it took over; None when nothing is new."""
+    new = _new_materializations(instance, key, cursor)
+    if not new:
+        return None
+    latest = max((_performance(record) for record in new), key=lambda day: day.partition)
+    days = _served_by_latest(_latest_per_day(instance, key, latest.partition, window_days))
+    return str(new[-1].storage_id), latest, days
+
+
+def _served_by_latest(days: list[PerformanceObservation]) -> list[PerformanceObservation]:
+    """The most recent days (first in `days`) served by the same version, back to the first day
+    another version served: what the champion did since it took over, not before."""
+    run = days[:1]
+    for day in days[1:]:
+        if day.model_version != run[0].model_version:
+            break
+        run.append(day)
+    return run
+
+
+def _drift_shares(
+    instance: dg.DagsterInstance, key: dg.AssetKey, partitions: list[str]
+) -> dict[str, float]:
+    """The latest drift share of each of `partitions` that has a drift report."""
+    records = {partition: _latest_of(instance, key, partition) for partition in partitions}
+    return {
+        partition: _observation(record).drift_share
+        for partition, record in records.items()
+        if record is not None
+    }

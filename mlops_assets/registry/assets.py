@@ -143,6 +143,9 @@ def _register(
         "dagster/partition": context.partition_key,
         "mlops/contract": contract.name,
         "validation_roc_auc": f"{card['roc_auc']:.4f}",
+        # how much that number can be trusted: the performance policy's noise allowance
+        "validation_rows": str(len(validation)),
+        "validation_positives": str(int(validation[contract.label_column].sum())),
         MODEL_DIGEST_TAG: card["model_sha256"],
         # Read by drift_report: a champion trained only on data since a drift, still drifting,
         # is escalated instead of retrained.

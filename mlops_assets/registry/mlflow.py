@@ -335,6 +335,23 @@ class RegisteredModel:
             f"models:/{self.model_name}/{version.version}", version.tags.get(MODEL_DIGEST_TAG)
         )
 
+    def shadow_of(self, champion: ModelVersion, partition: str, watch_days: int) -> str | None:
+        """The version `champion` replaced by a promotion, while `partition` is in the watch
+        window: the days after the champion's training day, up to `watch_days` of them. None
+        for a first champion, for a champion restored by a rollback, and outside the window."""
+        from datetime import date, timedelta
+
+        tags = champion.tags
+        previous = tags.get("champion/previous_version", "none")
+        trained_on = tags.get("dagster/partition", "")
+        if previous == "none" or tags.get("champion/reason", "").startswith("rollback:"):
+            return None
+        try:
+            end = date.fromisoformat(trained_on) + timedelta(days=watch_days)
+        except ValueError:  # not trained on a daily partition: no window to watch
+            return None
+        return previous if trained_on < partition <= end.isoformat() else None
+
     def require_champion(self) -> ModelVersion:
         """The champion version; a clear error before the first promotion."""
         champion = self.champion()

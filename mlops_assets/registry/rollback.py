@@ -10,6 +10,7 @@ from mlops_assets.keys import (
     REGISTERED_MODEL_VERSION,
     lifecycle_pool,
     rollback_job,
+    rollback_op,
 )
 from mlops_assets.monitoring.metrics import PrometheusMetrics, champion_metrics
 from mlops_assets.registry.mlflow import MlflowRegistry, RegistryError
@@ -21,11 +22,16 @@ class RollbackConfig(dg.Config):
         description="Version to make champion; default: the one before the last promotion",
     )
     reason: str = Field(description="Why: recorded with the alias move")
+    if_champion_is: str | None = Field(
+        default=None,
+        description="Move only if this version is still the champion (the rollback sensor sets "
+        "it, so a rollback decided before a newer promotion never undoes that one)",
+    )
 
 
 def build_rollback_job(contract: DataContract) -> dg.JobDefinition:
     @dg.op(
-        name=f"{contract.name}__move_champion_back",
+        name=rollback_op(contract.name),
         retry_policy=MLFLOW_RETRY_POLICY,
         tags=k8s_op_tags("registry"),
         pool=lifecycle_pool(contract.name),
@@ -38,6 +44,14 @@ def build_rollback_job(contract: DataContract) -> dg.JobDefinition:
     ) -> None:
         """Move the alias, then record the move as an observation of the registry asset."""
         registered = mlflow.model(contract.model_name)
+        if config.if_champion_is is not None:
+            current = registered.champion()
+            if current is None or str(current.version) != config.if_champion_is:
+                context.log.info(
+                    f"Not rolled back: the champion is now "
+                    f"v{current.version if current else 'none'}, not v{config.if_champion_is}"
+                )
+                return
         try:
             move = registered.rollback(config.to_version, config.reason, context.run.run_id)
         except RegistryError as error:

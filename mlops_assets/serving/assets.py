@@ -21,8 +21,11 @@ from mlops_assets.monitoring.metrics import (
     performance_metrics,
     prediction_metrics,
 )
-from mlops_assets.registry.mlflow import MlflowRegistry
+from mlops_assets.registry.mlflow import MlflowRegistry, RegisteredModel, RegistryError
 from mlops_assets.training.model import classification_metrics, positive_probability
+
+# Version tags written at registration: the size of the validation set behind its ROC AUC.
+VALIDATION_COUNTS = ("validation_rows", "validation_positives")
 
 MODEL_PERFORMANCE_CARD = FrameSpec(
     "ModelPerformance",
@@ -34,6 +37,10 @@ MODEL_PERFORMANCE_CARD = FrameSpec(
             ColumnSpec(name, FLOAT, nullable=True)
             for name in ("roc_auc", "pr_auc", "brier", "log_loss", "positive_rate")
         ),
+        ColumnSpec(
+            "shadow_version", TEXT, "The previous champion, scoring in shadow", nullable=True
+        ),
+        ColumnSpec("shadow_roc_auc", FLOAT, "Its ROC AUC on the same labelled rows", nullable=True),
     ),
     "One row: how well the day's served scores did, on the rows labelled so far.",
 )
@@ -68,7 +75,8 @@ def build_serving_assets(
         registered = mlflow.model(contract.model_name)
         with retry_only_transient():
             champion, model = champion_or_fail(registered.load_champion)
-        predictions, summary = score(contract, model, features, str(champion.version))
+            shadow = _shadow(contract, registered, champion, context)
+        predictions, summary = score(contract, model, features, str(champion.version), shadow)
         exported = metrics.export(
             contract.model_name,
             "batch_predictions",
@@ -85,10 +93,15 @@ def build_serving_assets(
             predictions,
             metadata={
                 "model_version": str(champion.version),
-                # what the performance policy compares the served ROC AUC with
+                "shadow_version": shadow[0] if shadow else "none",
+                # what the performance policy compares the served ROC AUC with, and on how many rows
                 "champion_validation_roc_auc": float(
                     champion.tags.get("validation_roc_auc", "nan")
                 ),
+                **{
+                    f"champion_{name}": int(champion.tags.get(name, "0"))
+                    for name in VALIDATION_COUNTS
+                },
                 "dagster/row_count": len(predictions),
                 **summary,
                 "decision_threshold": threshold,
@@ -121,11 +134,17 @@ def build_serving_assets(
 
         row = served_performance(contract, batch_predictions, features)
         mean_score_labelled = row.pop("mean_score_labelled")
-        champion_auc = _champion_validation_auc(context, contract.key(BATCH_PREDICTIONS))
+        champion = _champion_validation(context, contract.key(BATCH_PREDICTIONS))
         exported = metrics.export(
             contract.model_name,
             "model_performance",
-            performance_metrics(row["model_version"], row["labelled_rows"], row["roc_auc"]),
+            performance_metrics(
+                row["model_version"],
+                row["labelled_rows"],
+                row["roc_auc"],
+                row["shadow_version"],
+                row["shadow_roc_auc"],
+            ),
             context.log,
         )
         return dg.Output(
@@ -142,22 +161,59 @@ def build_serving_assets(
                     for name in ("roc_auc", "pr_auc", "brier")
                 },
                 "mean_score_labelled": dg.MetadataValue.float(mean_score_labelled),
+                # read by the rollback sensor: the previous champion on the same rows
+                "shadow_version": row["shadow_version"] or "none",
+                "shadow_roc_auc": dg.MetadataValue.float(float(row["shadow_roc_auc"])),
                 "observed_positive_rate": dg.MetadataValue.float(float(row["positive_rate"])),
-                "champion_validation_roc_auc": dg.MetadataValue.float(champion_auc),
+                "champion_validation_roc_auc": dg.MetadataValue.float(
+                    champion.pop("champion_validation_roc_auc")
+                ),
+                **champion,
             },
         )
 
     return [batch_predictions, model_performance]
 
 
-def _champion_validation_auc(context: dg.AssetExecutionContext, scored: dg.AssetKey) -> float:
-    """The validation ROC AUC of the champion that scored this partition (from its metadata)."""
+def _shadow(
+    contract: DataContract,
+    registered: RegisteredModel,
+    champion: Any,
+    context: dg.AssetExecutionContext,
+) -> tuple[str, Any] | None:
+    """The previous champion and its model while the new one is watched after its promotion.
+
+    A shadow that cannot be loaded (deleted, or failing its digest check) is skipped with a
+    warning: it never stops the champion's scores."""
+    performance = contract.spec.performance
+    if performance is None or not performance.watch_days:
+        return None
+    version = registered.shadow_of(champion, context.partition_key, performance.watch_days)
+    if version is None:
+        return None
+    try:
+        return version, registered.load_version(registered.require_version(version))
+    except RegistryError as error:
+        context.log.warning(f"No shadow scores from v{version}: {error}")
+        return None
+
+
+def _champion_validation(context: dg.AssetExecutionContext, scored: dg.AssetKey) -> dict:
+    """The validation ROC AUC (and its row and positive counts) of the champion that scored
+    this partition, from the scoring's metadata."""
     records = context.instance.fetch_materializations(
         dg.AssetRecordsFilter(asset_key=scored, asset_partitions=[context.partition_key]), limit=1
     ).records
     materialization = records[0].asset_materialization if records else None
-    value = materialization.metadata.get("champion_validation_roc_auc") if materialization else None
-    return float(value.value) if value is not None else float("nan")
+    metadata = materialization.metadata if materialization else {}
+
+    def value(name: str, default: float) -> float:
+        return float(metadata[name].value) if name in metadata else default
+
+    return {
+        "champion_validation_roc_auc": value("champion_validation_roc_auc", float("nan")),
+        **{f"champion_{name}": int(value(f"champion_{name}", 0)) for name in VALIDATION_COUNTS},
+    }
 
 
 def when_labels_arrive() -> dg.AutomationCondition:
@@ -172,9 +228,15 @@ def when_labels_arrive() -> dg.AutomationCondition:
 
 
 def score(
-    contract: DataContract, model: Any, features: Table, version: str
+    contract: DataContract,
+    model: Any,
+    features: Table,
+    version: str,
+    shadow: tuple[str, Any] | None = None,
 ) -> tuple[Table, dict[str, float]]:
-    """A day's rows scored by `model`: id, event time, score, decision, version; and a summary."""
+    """A day's rows scored by `model`: id, event time, score, decision, version, and the
+    `shadow` (version, model) scores beside them; and a summary."""
+    import numpy as np
     import pandas as pd
 
     probability = positive_probability(model, features, contract)
@@ -186,6 +248,12 @@ def score(
             "score": probability,
             "decision": pd.Series(flagged).map({True: "positive", False: "negative"}).to_numpy(),
             "model_version": version,
+            "shadow_score": positive_probability(shadow[1], features, contract)
+            if shadow
+            else np.full(len(features), np.nan),
+            "shadow_version": pd.Series(
+                [shadow[0] if shadow else None] * len(features), dtype=object
+            ).to_numpy(),
         }
     )
     summary = {
@@ -205,6 +273,16 @@ def served_performance(
     )
     labelled = joined[joined[label].notna()]
     versions = ", ".join(sorted(predictions["model_version"].unique())) or "none"
+    shadowed = (
+        labelled[labelled["shadow_score"].notna()] if "shadow_score" in labelled else labelled[:0]
+    )
+    shadow_scores = (
+        classification_metrics(
+            shadowed[label].astype(int).to_numpy(), shadowed["shadow_score"].to_numpy()
+        )["roc_auc"]
+        if len(shadowed)
+        else float("nan")
+    )
     scores = (
         classification_metrics(labelled[label].astype(int).to_numpy(), labelled["score"].to_numpy())
         if len(labelled)
@@ -219,4 +297,6 @@ def served_performance(
         "labelled_rows": len(labelled),
         **{name: scores[name] for name in ("roc_auc", "pr_auc", "brier", "log_loss")},
         "positive_rate": scores["positive_rate"],
+        "shadow_version": ", ".join(sorted(shadowed["shadow_version"].unique())) or None,
+        "shadow_roc_auc": shadow_scores,
     }
