@@ -10,6 +10,8 @@ export DAGSTER_HOME ?= $(MLOPS_HOME)/dagster
 export MLOPS_SYNTHETIC_INVALID_ROW_SHARE ?= 0.002
 # Which contract's model `make serve` / `make kserve-manifest` use (a name in MLOPS_CONTRACTS).
 CONTRACT ?= loan_default
+# Most tests wait on real processes (daemon ticks, servers starting): two workers overlap the waits.
+TEST_WORKERS ?= 2
 
 .PHONY: install demo dev mlflow-ui serve kserve-manifest monitoring-files crash-files system-deps test clean dagster-home
 
@@ -52,10 +54,10 @@ crash-files: install  ## the vehicle_crashes example's daily CSV files (20 days,
 system-deps:  ## Debian packages the tests use (promtool, Pushgateway, chromium), if missing
 	bash scripts/install-system-deps.sh
 
-test: install system-deps  ## lint + the whole test suite
+test: install system-deps  ## lint + the whole test suite (TEST_WORKERS pytest workers, default 2)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	MLOPS_REQUIRE_SYSTEM_TOOLS=1 $(BIN)/python -m pytest
+	MLOPS_REQUIRE_SYSTEM_TOOLS=1 $(BIN)/python -m pytest -n $(TEST_WORKERS) --dist worksteal --durations=25
 
 clean:
 	rm -rf "$(MLOPS_HOME)"

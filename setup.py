@@ -51,6 +51,7 @@ setup(
             *K8S,
             *EXAMPLES,
             "pytest>=8",
+            "pytest-xdist>=3.5",  # `make test` runs the suite on two workers
             "ruff>=0.6",
             "playwright>=1.45",  # drives Debian's chromium; never downloads a browser
             "kubernetes-validate>=1.31",
