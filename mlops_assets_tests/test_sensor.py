@@ -437,10 +437,9 @@ def test_performance_retraining_waits_for_a_rollback_that_is_due(home, instance)
     )
 
 
-def test_retraining_waits_until_the_drifted_days_hold_enough_rows_to_learn_from(
-    home, contract_name, instance
-):
+def test_retraining_waits_until_the_drifted_days_hold_enough_rows_to_learn_from(home, instance):
     """300 rows a day: one drifted day is too little data for the new model (and reference)."""
+    contract_name = "loan_default"  # drift.min_rows_since: the default 2000
     report(instance, contract_name, "2026-01-06", 0.5, rows=300)
     early = evaluate(home, contract_name, instance)
     assert not early.run_requests

@@ -87,6 +87,7 @@ def history(tmp_path: Path, feature_history: Path, monkeypatch) -> dict[str, str
         "MLOPS_DRIFT_SCENARIO": "income_drop",
         "MLOPS_DRIFT_START": DRIFT_DAY,
         "MLOPS_SENSOR_INTERVAL_SECONDS": "5",
+        "MLOPS_RETRAIN_MIN_ROWS": HISTORY_ROWS_PER_DAY,  # one drifted day is enough here
     }
     Path(env["DAGSTER_HOME"]).mkdir()
     monkeypatch.setenv("DAGSTER_HOME", env["DAGSTER_HOME"])  # dagster.yaml reads it
