@@ -57,8 +57,9 @@ ESCALATION = "retraining did not remove the drift: look at the data"
 
 def not_again(run_id: str, version: str, policy: RetrainingPolicy) -> str:
     """Why automation does not retrain against champion `version` again: run `run_id` already
-    did within the budget window. If `version` still serves, that challenger was refused by the
-    gates or rolled back: retraining on the same data would only repeat it; a person looks first."""
+    did within the budget window, and its challenger was clearly worse, failed, or was rolled
+    back (or three attempts were refused within noise): retraining on the same data would only
+    repeat it; a person looks first."""
     return (
         f"run {run_id} already retrained against v{version} in the last {policy.budget_days} "
         f"day(s): not again against v{version} (if it still serves, that run failed, the gates "

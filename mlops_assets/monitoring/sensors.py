@@ -39,6 +39,7 @@ from mlops_assets.monitoring.policy import (
     retraining_decision,
     rollback_decision,
 )
+from mlops_assets.training.gates import CHALLENGER_VS_CHAMPION
 
 ACTIVE_STATUSES = [
     dg.DagsterRunStatus.QUEUED,
@@ -159,12 +160,19 @@ def _in_flight(instance: dg.DagsterInstance, job_name: str) -> bool:
     )
 
 
+# Attempts against one champion while its refused challengers were only within noise of it.
+MAX_ATTEMPTS_PER_CHAMPION = 3
+
+
 def _retrained_against(
     instance: dg.DagsterInstance, job_name: str, version: str, days: int
 ) -> str | None:
     """A sensor-launched retraining against champion `version` in the last `days` days that
-    succeeded, or failed in a step (a blocking gate, training itself): its id, if any. A run
-    whose worker died or that never started does not count: retraining again may work."""
+    settles the question (its id): it succeeded (promoted, then rolled back, or refused at
+    registration), or it failed in a step because a gate found its challenger clearly worse.
+    A challenger refused only within noise of the champion (the paired interval reaches 0) does
+    not settle it: a later drifted day retrains again with more data, up to
+    `MAX_ATTEMPTS_PER_CHAMPION` times. A run whose worker died or never started does not count."""
     if not version:
         return None
     records = instance.get_run_records(
@@ -176,13 +184,32 @@ def _retrained_against(
         ),
         limit=20,
     )
-    for record in records:
-        run = record.dagster_run
-        if run.status == dg.DagsterRunStatus.SUCCESS or (
-            run.tags.get("dagster/failure_reason") == "STEP_FAILURE"
-        ):
+    attempts = [
+        record.dagster_run
+        for record in records
+        if record.dagster_run.status == dg.DagsterRunStatus.SUCCESS
+        or record.dagster_run.tags.get("dagster/failure_reason") == "STEP_FAILURE"
+    ]
+    for run in attempts:
+        if run.status == dg.DagsterRunStatus.SUCCESS or not _refused_within_noise(instance, run):
             return run.run_id
-    return None
+    return attempts[0].run_id if len(attempts) >= MAX_ATTEMPTS_PER_CHAMPION else None
+
+
+def _refused_within_noise(instance: dg.DagsterInstance, run: dg.DagsterRun) -> bool:
+    """Whether the only gate that refused the run's challenger was the comparison with the
+    champion, and its paired interval of the ROC AUC change still reached 0."""
+    failed = [
+        entry.dagster_event.event_specific_data
+        for entry in instance.all_logs(
+            run.run_id, of_type=dg.DagsterEventType.ASSET_CHECK_EVALUATION
+        )
+        if entry.dagster_event and not entry.dagster_event.event_specific_data.passed
+    ]
+    if len(failed) != 1 or failed[0].check_name != CHALLENGER_VS_CHAMPION:
+        return False
+    high = failed[0].metadata.get("change_interval_high")
+    return high is not None and float(high.value) >= 0
 
 
 def _succeeded_after(runs: list[dg.RunRecord], timestamp: float) -> str | None:
