@@ -430,30 +430,22 @@ def _performance(record: dg.EventLogRecord) -> PerformanceObservation:
     assert materialization is not None and materialization.partition is not None
     metadata = materialization.metadata
 
-    def number(name: str) -> float:
-        return float(metadata[name].value) if name in metadata else float("nan")
+    def value(name: str, default: Any = float("nan")) -> Any:
+        return metadata[name].value if name in metadata else default
 
     return PerformanceObservation(
         partition=materialization.partition,
         storage_id=record.storage_id,
-        model_version=str(metadata["model_version"].value) if "model_version" in metadata else "",
-        labelled_rows=int(metadata["labelled_rows"].value) if "labelled_rows" in metadata else 0,
-        roc_auc=number("roc_auc"),
-        champion_validation_roc_auc=number("champion_validation_roc_auc"),
-        observed_positive_rate=number("observed_positive_rate"),
-        mean_score=number("mean_score_labelled"),
-        shadow_version=str(metadata["shadow_version"].value)
-        if "shadow_version" in metadata
-        else "none",
-        shadow_roc_auc=number("shadow_roc_auc"),
-        validation_rows=int(
-            number("champion_validation_rows") if "champion_validation_rows" in metadata else 0
-        ),
-        validation_positives=int(
-            number("champion_validation_positives")
-            if "champion_validation_positives" in metadata
-            else 0
-        ),
+        model_version=str(value("model_version", "")),
+        labelled_rows=int(value("labelled_rows", 0)),
+        roc_auc=float(value("roc_auc")),
+        champion_validation_roc_auc=float(value("champion_validation_roc_auc")),
+        observed_positive_rate=float(value("observed_positive_rate")),
+        mean_score=float(value("mean_score_labelled")),
+        shadow_version=str(value("shadow_version", "none")),
+        shadow_roc_auc=float(value("shadow_roc_auc")),
+        validation_rows=int(value("champion_validation_rows", 0)),
+        validation_positives=int(value("champion_validation_positives", 0)),
     )
 
 
