@@ -1,6 +1,7 @@
 """Training, gates, registration, promotion and rollback through Dagster, on a real local MLflow
 store, for every shipped contract."""
 
+import importlib.metadata
 import socket
 from pathlib import Path
 
@@ -11,6 +12,7 @@ from mlflow.tracking import MlflowClient
 from sklearn.metrics import roc_auc_score
 
 from mlops_assets.examples.loan_default_synthetic import SyntheticLoanGenerator
+from mlops_assets.training.assets import MODEL_PACKAGES
 from mlops_assets_tests.conftest import Platform, edited_contracts, platform_with_history
 
 DAY = "2026-01-08"
@@ -66,6 +68,11 @@ def test_first_model_is_tracked_gated_registered_and_promoted(platform: Platform
     info = mlflow.models.get_model_info(model["model_uri"])
     assert info.signature.inputs.input_names() == contract.feature_columns
     assert info.saved_input_example_info is not None
+    requirements = (
+        Path(mlflow.artifacts.download_artifacts(model["model_uri"])) / "requirements.txt"
+    )
+    pinned = dict(line.split("==") for line in requirements.read_text().split())
+    assert pinned == {name: importlib.metadata.version(name) for name in MODEL_PACKAGES}
     reference = pd.read_parquet(mlflow.artifacts.download_artifacts(model["reference_uri"]))
     assert list(reference.columns) == [contract.event_time_column, *contract.feature_columns]
     assert len(reference) == model["train_rows"]

@@ -68,7 +68,7 @@ class GraphQL:
     def sensor(self) -> dict:
         return self(
             """query($s: SensorSelector!) { sensorOrError(sensorSelector: $s) {
-                 ... on Sensor { name sensorState { status ticks(limit: 1) { status runIds } } } } }""",
+                 ... on Sensor { name sensorState { status ticks(limit: 1) { status runIds skipReason } } } } }""",
             s={
                 "repositoryLocationName": LOCATION,
                 "repositoryName": "__repository__",
@@ -87,7 +87,7 @@ def history(tmp_path: Path, feature_history: Path, monkeypatch) -> dict[str, str
         "MLOPS_DRIFT_SCENARIO": "income_drop",
         "MLOPS_DRIFT_START": DRIFT_DAY,
         "MLOPS_SENSOR_INTERVAL_SECONDS": "5",
-        "MLOPS_RETRAIN_MIN_ROWS": HISTORY_ROWS_PER_DAY,  # one drifted day is enough here
+        "MLOPS_RETRAIN_MIN_ROWS": "1000",  # one drifted day (less its rejected rows) is enough
     }
     Path(env["DAGSTER_HOME"]).mkdir()
     monkeypatch.setenv("DAGSTER_HOME", env["DAGSTER_HOME"])  # dagster.yaml reads it

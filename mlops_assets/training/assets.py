@@ -4,6 +4,7 @@ Both are partitioned by day: partition D is the model "as of D", trained on the 
 window of daily feature partitions that ends on D.
 """
 
+import importlib.metadata
 import tempfile
 import warnings
 from pathlib import Path
@@ -50,6 +51,15 @@ SKOPS_TRUSTED_TYPES = [
     "sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor",
     "sklearn.tree._tree.Tree",
 ]
+# What a logged model needs to load and predict, pinned to the versions that trained it. Named
+# rather than inferred: MLflow's inference imports the model in a subprocess (13 s a training run)
+# and lists whatever the training process had imported (it listed pytest and rich).
+MODEL_PACKAGES = ("mlflow", "numpy", "pandas", "scikit-learn", "scipy", "skops")
+
+
+def model_requirements() -> list[str]:
+    """The pip requirements logged with every model: `MODEL_PACKAGES` at their installed versions."""
+    return [f"{name}=={importlib.metadata.version(name)}" for name in MODEL_PACKAGES]
 
 
 class TrainingSetConfig(dg.Config):
@@ -354,6 +364,7 @@ def _train_and_log(
             ),
             input_example=features.head(5),
             pyfunc_predict_fn="predict_proba",
+            pip_requirements=model_requirements(),
             skops_trusted_types=SKOPS_TRUSTED_TYPES,
         )
         with tempfile.TemporaryDirectory() as folder:
