@@ -51,7 +51,7 @@ crash-files: install  ## the vehicle_crashes example's daily CSV files (20 days,
 	$(BIN)/python -m mlops_assets.examples.vehicle_crashes --out "$(MLOPS_HOME)/sources/vehicle_crashes" \
 	  --start 2026-01-01 --days 20 --drift-start 2026-01-11
 
-system-deps:  ## Debian packages the tests use (promtool, Pushgateway, chromium), if missing
+system-deps:  ## Debian packages the tests use (promtool, Pushgateway, chromium, PostgreSQL), if missing
 	bash scripts/install-system-deps.sh
 
 test: install system-deps  ## lint + the whole test suite (TEST_WORKERS pytest workers, default 2)

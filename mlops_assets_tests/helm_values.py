@@ -3,8 +3,9 @@
 The chart cannot be downloaded here, so the keys its values schema accepts at the pinned version
 (1.13.27) are written down below for the sections our file sets; a key the chart does not know
 (a misspelled `userDeployments`, `envConfigMap`) is reported, as `helm install` with the chart's
-values.schema.json would. `container_context` turns the user deployment into the container
-context the chart hands to `dagster api grpc` (DAGSTER_CLI_API_GRPC_CONTAINER_CONTEXT).
+values.schema.json would. `container_context` and `run_launcher_config` state what the chart's
+templates make of our values, each fact with the template it comes from (read at 1.13.27 in
+dagster-io/dagster's helm/dagster), so the launch tests build pods from what a cluster would get.
 """
 
 from __future__ import annotations
@@ -170,23 +171,41 @@ def user_deployment(values: dict[str, Any]) -> dict[str, Any]:
     return deployment
 
 
-def container_context(values: dict[str, Any], namespace: str) -> dict[str, Any]:
-    """The container context the chart gives the code server of our user deployment.
+# Names the chart derives for release "dagster" (`dagster.fullname` in each chart's _helpers.tpl:
+# the release name, or release-chart when the release name does not contain the chart's name).
+RELEASE = "dagster"
+USER_DEPLOYMENTS_FULLNAME = f"{RELEASE}-dagster-user-deployments"  # the subchart's fullname
 
-    With `includeConfigInLaunchedRuns`, the chart serializes the deployment's env sources,
-    pull policy, security contexts and resources, snake-cased, into the `k8s` section.
-    """
+
+def container_context(values: dict[str, Any], namespace: str) -> dict[str, Any]:
+    """The container context the chart gives our code server (DAGSTER_CLI_API_GRPC_CONTAINER_
+    CONTEXT), which every run and step launched from it inherits. Each fact is from
+    charts/dagster-user-deployments/templates/helpers/_helpers.tpl, `k8sContainerContext`."""
     deployment = user_deployment(values)
-    assert deployment["includeConfigInLaunchedRuns"]["enabled"]
+    assert deployment["includeConfigInLaunchedRuns"]["enabled"]  # deployment-user.yaml: else none
+    subchart = values["dagster-user-deployments"]
     k8s: dict[str, Any] = {
-        "namespace": namespace,
         "image_pull_policy": deployment["image"]["pullPolicy"],
-        "env_config_maps": [source["name"] for source in deployment.get("envConfigMaps", [])],
-        "env_secrets": [source["name"] for source in deployment.get("envSecrets", [])],
-        "run_k8s_config": {
-            "pod_spec_config": {"security_context": deployment["podSecurityContext"]},
-        },
+        # first the chart's own per-deployment ConfigMap (configmap-env-user.yaml), then ours
+        "env_config_maps": [
+            f"{USER_DEPLOYMENTS_FULLNAME}-{deployment['name']}-user-env",
+            *[source["name"] for source in deployment.get("envConfigMaps", [])],
+        ],
+        "namespace": namespace,
+        # `dagsterUserDeployments.serviceAccountName`: global, then serviceAccount.name, then this
+        "service_account_name": f"{USER_DEPLOYMENTS_FULLNAME}-user-deployments",
     }
+    if subchart.get("imagePullSecrets"):
+        k8s["image_pull_secrets"] = subchart["imagePullSecrets"]
+    if deployment.get("envSecrets"):
+        k8s["env_secrets"] = [source["name"] for source in deployment["envSecrets"]]
+    # passed through as they are; podSecurityContext and securityContext are NOT (dagster #9924)
+    for key, field in (
+        ("volumeMounts", "volume_mounts"), ("volumes", "volumes"), ("labels", "labels"),
+        ("resources", "resources"), ("schedulerName", "scheduler_name"), ("env", "env"),
+    ):  # fmt: skip
+        if deployment.get(key):
+            k8s[field] = deployment[key]
     return {"k8s": k8s}
 
 
@@ -198,18 +217,50 @@ def image(values: dict[str, Any]) -> str:
 def run_launcher_config(
     values: dict[str, Any], namespace: str, kubeconfig: Path, dagster_home: str
 ) -> dict[str, Any]:
-    """The K8sRunLauncher instance config our values imply (as the chart writes it)."""
+    """The K8sRunLauncher instance config the chart writes for our values, from
+    templates/helpers/instance/_run-launcher.tpl (`dagsterYaml.runLauncher.k8s`); the kubeconfig
+    replaces in-cluster config so a test can point it at an emulated API."""
     launcher = values["runLauncher"]["config"]["k8sRunLauncher"]
-    run_k8s = launcher["runK8sConfig"]
-    return {
-        "service_account_name": "dagster",
-        "instance_config_map": "dagster-instance",
-        "dagster_home": dagster_home,
-        "job_namespace": namespace,
+    config: dict[str, Any] = {
         "load_incluster_config": False,
         "kubeconfig_file": str(kubeconfig),
+        "job_namespace": launcher.get("jobNamespace", namespace),
         "image_pull_policy": launcher["imagePullPolicy"],
-        "env_config_maps": [source["name"] for source in launcher["envConfigMaps"]],
-        "env_secrets": [source["name"] for source in launcher["envSecrets"]],
-        "run_k8s_config": {"container_config": run_k8s["containerConfig"]},
+        # `dagster.serviceAccountName` of the parent chart: the release's fullname
+        "service_account_name": RELEASE,
+        "dagster_home": dagster_home,
+        "instance_config_map": f"{RELEASE}-instance",
+        # `dagster.postgresql.secretName`: global.postgresqlSecretName's default
+        "postgres_password_secret": POSTGRES_SECRET,
     }
+    if values.get("imagePullSecrets"):
+        config["image_pull_secrets"] = values["imagePullSecrets"]
+    for key, field in (
+        ("envConfigMaps", "env_config_maps"), ("envSecrets", "env_secrets"),
+    ):  # fmt: skip
+        if launcher.get(key):
+            config[field] = [source["name"] for source in launcher[key]]
+    for key, field in (
+        ("envVars", "env_vars"), ("volumeMounts", "volume_mounts"), ("volumes", "volumes"),
+        ("labels", "labels"), ("resources", "resources"), ("schedulerName", "scheduler_name"),
+        ("securityContext", "security_context"),
+    ):  # fmt: skip
+        if launcher.get(key):
+            config[field] = launcher[key]
+    run_k8s = launcher.get("runK8sConfig") or {}
+    if run_k8s:
+        config["run_k8s_config"] = {
+            field: run_k8s[key]
+            for key, field in (
+                ("containerConfig", "container_config"),
+                ("podSpecConfig", "pod_spec_config"),
+                ("podTemplateSpecMetadata", "pod_template_spec_metadata"),
+                ("jobSpecConfig", "job_spec_config"),
+                ("jobMetadata", "job_metadata"),
+            )
+            if run_k8s.get(key)
+        }
+    return config
+
+
+POSTGRES_SECRET = "dagster-postgresql-secret"

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import time
 import uuid
@@ -28,13 +29,14 @@ from mlops_assets.definitions import build_definitions
 from mlops_assets.deployment import STEP_RESOURCES
 from mlops_assets.processes import stop
 from mlops_assets.settings import PlatformSettings, SettingsError
-from mlops_assets_tests import helm_values
+from mlops_assets_tests import helm_values, pod_security
 from mlops_assets_tests.conftest import HISTORY_DAYS, HISTORY_ROWS_PER_DAY
 from mlops_assets_tests.k8s_schemas import validate
 from mlops_assets_tests.kube import Kubelet, api_client, emulated_kubernetes, write_kubeconfig
 from mlops_assets_tests.servers import BIN, free_port, mlflow_server, running
 
 REPO = Path(__file__).resolve().parents[1]
+CHART = REPO / "deploy" / "chart"
 NAMESPACE = "mlops"
 BUCKET = "mlops"
 TRAINING_JOB = keys.training_job("loan_default")
@@ -116,18 +118,100 @@ def test_dockerfile_passes_hadolint_and_runs_the_code_server_as_non_root():
     assert ignored[0] == "*" and "!mlops_assets/" in ignored  # local state never gets in
 
 
-def test_every_manifest_under_deploy_is_valid_kubernetes():
-    documents = [
-        document
-        for path in sorted((REPO / "deploy" / "k8s").glob("*.yaml"))
-        for document in yaml.safe_load_all(path.read_text())
-        if document
-    ]
-    assert {d["kind"] for d in documents} >= {"Deployment", "Service", "Job", "ConfigMap"}
-    for document in documents:
-        validate(document)
-    config = next(d for d in documents if d["kind"] == "ConfigMap")
-    PlatformSettings.from_env(config["data"])  # the settings it carries load as a k8s profile
+def render_chart(values: dict | None = None) -> list[dict]:
+    """deploy/chart linted (warnings fail) and rendered by Helm's own engine (helm-python-sdk
+    embeds Helm's Go SDK), as `helm install mlops deploy/chart` would; its objects."""
+    import helm_python as helm
+
+    report = helm.lint(str(CHART), values, strict=True, namespace=NAMESPACE)
+    assert not report["errors"], report
+    assert [m for m in report["messages"] if m["severity"] >= 2] == [], report["messages"]
+    rendered = helm.Chart.load(str(CHART)).render(
+        values, name="mlops", namespace=NAMESPACE, is_install=True
+    )
+    return [doc for text in rendered.values() for doc in yaml.safe_load_all(text) if doc]
+
+
+def pod_specs(objects: list[dict]) -> dict[str, dict]:
+    """Each workload's pod spec, by `<kind>/<name>`."""
+    return {
+        f"{o['kind']}/{o['metadata']['name']}": o["spec"]["template"]["spec"]
+        for o in objects
+        if o["kind"] in ("Deployment", "StatefulSet", "Job")
+    }
+
+
+def test_the_platform_chart_renders_strictly_valid_objects_that_pod_security_admits():
+    objects = render_chart()
+    assert {f"{o['kind']}/{o['metadata']['name']}" for o in objects} == {
+        "ConfigMap/mlops-assets-env",
+        "PersistentVolumeClaim/minio-data", "Deployment/minio", "Service/minio",
+        "Job/minio-buckets",
+        "PersistentVolumeClaim/mlflow-postgres-data", "Deployment/mlflow-postgres",
+        "Service/mlflow-postgres", "Deployment/mlflow", "Service/mlflow", "Job/mlflow-db-upgrade",
+    }  # fmt: skip
+    for obj in objects:
+        validate(obj)  # strict: an unknown or misplaced field fails
+    for name, spec in pod_specs(objects).items():
+        assert pod_security.violations(spec) == [], name
+        assert pod_security.read_only_root(spec) == [], name
+    config = next(o for o in objects if o["kind"] == "ConfigMap")
+    assert PlatformSettings.from_env(config["data"]).deployment == "k8s"
+    mlflow = pod_specs(objects)["Deployment/mlflow"]["containers"][0]
+    assert not any("POSTGRES_PASSWORD" in arg or "postgresql" in arg for arg in mlflow["args"])
+    # Jobs are Helm hooks, deleted before they are made again (a Job's template is immutable),
+    # and the MLflow schema is upgraded before the server rolls to a new image
+    hooks = {
+        o["metadata"]["name"]: o["metadata"]["annotations"] for o in objects if o["kind"] == "Job"
+    }
+    assert {a["helm.sh/hook-delete-policy"] for a in hooks.values()} == {"before-hook-creation"}
+    assert hooks["mlflow-db-upgrade"]["helm.sh/hook"] == "pre-upgrade"
+    upgrade = pod_specs(objects)["Job/mlflow-db-upgrade"]["containers"][0]
+    assert upgrade["env"] == mlflow["env"][:2]  # the same database, from the same Secret
+    images = [c["image"] for spec in pod_specs(objects).values() for c in spec["containers"]]
+    floating = [image for image in images if not re.search(r":(RELEASE\.|\d+\.\d+)", image)]
+    assert floating == []  # every tag names a release, never a moving major or latest
+
+
+def test_every_site_specific_name_of_the_platform_chart_is_a_value():
+    """Images, pull secrets, Secret names, buckets and the StorageClass; and S3 without MinIO."""
+    site = {
+        "image": {
+            "repository": "ghcr.io/acme/mlops-assets",
+            "tag": "abc123",
+            "pullPolicy": "Never",
+        },
+        "imagePullSecrets": [{"name": "acme-registry"}],
+        "secrets": {"s3": "acme-s3", "mlflowPostgres": "acme-mlflow-db"},
+        "buckets": {"assets": "acme-mlops-assets", "mlflow": "acme-mlflow-artifacts"},
+        "storageClassName": "gp3",
+    }
+    objects = render_chart(site)
+    rendered = yaml.safe_dump_all(objects)
+    for default in ("registry.example.com", "mlops-s3", "s3://mlops/", "s3://mlflow"):
+        assert default not in rendered, default
+    for spec in pod_specs(objects).values():
+        assert spec["imagePullSecrets"] == [{"name": "acme-registry"}]
+    secrets = re.findall(r"secretKeyRef:\n\s+key: \S+\n\s+name: ([\w-]+)", rendered)
+    secrets += re.findall(r"secretRef:\n\s+name: ([\w-]+)", rendered)
+    assert set(secrets) == {"acme-s3", "acme-mlflow-db"}
+    assert {
+        o["spec"]["storageClassName"] for o in objects if o["kind"] == "PersistentVolumeClaim"
+    } == {"gp3"}
+    config = next(o for o in objects if o["kind"] == "ConfigMap")["data"]
+    assert config["MLOPS_STORAGE_URL"] == "s3://acme-mlops-assets/assets"
+    assert config["MLOPS_MLFLOW_ARTIFACTS_DESTINATION"] == "s3://acme-mlflow-artifacts"
+    mlflow = pod_specs(objects)["Deployment/mlflow"]["containers"][0]
+    assert mlflow["image"] == "ghcr.io/acme/mlops-assets:abc123"
+    assert "--artifacts-destination=s3://acme-mlflow-artifacts/" in mlflow["args"]
+    assert "store/acme-mlops-assets store/acme-mlflow-artifacts" in rendered
+
+    on_s3 = render_chart({**site, "minio": {"enabled": False}, "s3": {"endpoint": ""}})
+    assert not [o for o in on_s3 if "minio" in o["metadata"]["name"]]
+    config = next(o for o in on_s3 if o["kind"] == "ConfigMap")["data"]
+    assert "AWS_ENDPOINT_URL" not in config
+    mlflow = pod_specs(on_s3)["Deployment/mlflow"]["containers"][0]
+    assert "MLFLOW_S3_ENDPOINT_URL" not in {e["name"] for e in mlflow["env"]}
 
 
 def test_helm_values_use_only_keys_the_chart_documents():
@@ -136,7 +220,28 @@ def test_helm_values_use_only_keys_the_chart_documents():
     assert values["runLauncher"]["type"] in helm_values.RUN_LAUNCHER_TYPES
     assert values["dagsterDaemon"]["enabled"] is True  # the sensor needs the daemon
     assert values["postgresql"]["enabled"] is True
+    # re-running the install never makes a new database password: none is in the values, the
+    # chart does not generate its Secret, and the install reads it back from that Secret
+    assert "postgresqlPassword" not in values["postgresql"]
+    assert values["generatePostgresqlPasswordSecret"] is False
+    assert values["postgresql"]["postgresqlScheme"] == "postgresql+psycopg2"
+    assert values["migrate"]["enabled"] is False  # on only for an upgrade that moves dagster
+    runbook = (REPO / "docs" / "deploy-kubernetes.md").read_text().splitlines()
+    generated = [line for line in runbook if "openssl rand" in line]
+    assert generated and all(line.startswith("once ") for line in generated)  # only if missing
+    assert any("get secret dagster-postgresql-secret" in line for line in runbook)
     deployment = helm_values.user_deployment(values)
+    # the code server's pod as charts/dagster-user-deployments/templates/deployment-user.yaml
+    # renders it: podSecurityContext on the pod, securityContext on the container
+    code_server = {
+        "securityContext": deployment["podSecurityContext"],
+        "containers": [
+            {"name": deployment["name"], "securityContext": deployment["securityContext"]}
+        ],
+        "volumes": deployment["volumes"],
+    }
+    assert pod_security.violations(code_server) == []
+    assert pod_security.read_only_root(code_server) == []
     assert deployment["dagsterApiGrpcArgs"] == [
         "--module-name",
         "mlops_assets",
@@ -161,12 +266,17 @@ def test_container_context_of_the_values_is_accepted_by_dagster_k8s():
         helm_values.container_context(values, NAMESPACE)
     )
     assert context.namespace == NAMESPACE
-    assert context.run_k8s_config.container_config["env_from"] == [
+    pod, container = context.run_k8s_config.pod_spec_config, context.run_k8s_config.container_config
+    assert pod["service_account_name"] == "dagster-dagster-user-deployments-user-deployments"
+    assert container["env_from"] == [
+        {"config_map_ref": {"name": "dagster-dagster-user-deployments-mlops-assets-user-env"}},
         {"config_map_ref": {"name": "mlops-assets-env"}},
         {"secret_ref": {"name": "mlops-s3"}},
     ]
-    security = context.run_k8s_config.pod_spec_config["security_context"]
-    assert security["run_as_user"] == 10001 and security["run_as_non_root"] is True
+    deployment = helm_values.user_deployment(values)
+    assert container["resources"] == deployment["resources"]  # what run workers get (#13921)
+    # the chart forwards no security context (#9924): the run launcher's config carries it
+    assert "security_context" not in container and "security_context" not in pod
     with pytest.raises(dg.DagsterInvalidConfigError, match="env_config_map"):
         K8sContainerContext.create_from_config({"k8s": {"env_config_map": ["mlops-assets-env"]}})
 
@@ -174,6 +284,28 @@ def test_container_context_of_the_values_is_accepted_by_dagster_k8s():
 # ---- the run launcher, in dagster-k8s's own unit-test style --------------------------------------
 def test_run_launcher_builds_the_run_worker_job_our_values_imply(tmp_path):
     """K8sRunLauncher with a MagicMock batch API: the Job body it would create for a retraining run."""
+    values = helm_values.load_values()
+    job, run_id = _launched_worker(values, tmp_path)
+    _check_worker(job, values, run_id)
+    (container,) = job.spec.template.spec.containers
+    assert json.loads(container.args[3])["__class__"] == "ExecuteRunArgs"
+    assert {e.name: e.value for e in container.env}["DAGSTER_HOME"] == "/opt/dagster/dagster_home"
+    validate(client.ApiClient().sanitize_for_serialization(job))
+
+    # as the values were: a pod security context on the user deployment only, which the chart
+    # does not forward; a "restricted" namespace would refuse the run worker
+    launcher = values["runLauncher"]["config"]["k8sRunLauncher"]
+    before = {k: v for k, v in launcher.items() if k not in ("securityContext", "runK8sConfig")}
+    values["runLauncher"]["config"]["k8sRunLauncher"] = before
+    job, _ = _launched_worker(values, tmp_path)
+    refused = pod_security.violations(
+        client.ApiClient().sanitize_for_serialization(job.spec.template.spec)
+    )
+    assert "container dagster: allowPrivilegeEscalation must be false" in refused
+    assert any("runAsNonRoot" in problem for problem in refused)
+
+
+def _launched_worker(values: dict, tmp_path: Path) -> tuple[client.V1Job, str]:
     from unittest.mock import MagicMock
 
     from dagster._core.code_pointer import ModuleCodePointer
@@ -182,7 +314,6 @@ def test_run_launcher_builds_the_run_worker_job_our_values_imply(tmp_path):
     from dagster._core.test_utils import create_run_for_test
     from dagster_k8s import K8sRunLauncher
 
-    values = helm_values.load_values()
     batch_api = MagicMock()
     kubeconfig = write_kubeconfig(tmp_path / "kubeconfig", "http://127.0.0.1:9")  # never called
     launcher = K8sRunLauncher(
@@ -210,15 +341,9 @@ def test_run_launcher_builds_the_run_worker_job_our_values_imply(tmp_path):
             tags={"dagster/partition": HISTORY_DAYS[-1], "mlops/trigger": "drift"},
         )
         launcher.launch_run(LaunchRunContext(dagster_run=run, workspace=None))
-
     (call,) = [c for c in batch_api.method_calls if c[0] == "create_namespaced_job"]
     assert call.kwargs["namespace"] == NAMESPACE
-    job = call.kwargs["body"]
-    _check_worker(job, values, run.run_id)
-    (container,) = job.spec.template.spec.containers
-    assert json.loads(container.args[3])["__class__"] == "ExecuteRunArgs"
-    assert {e.name: e.value for e in container.env}["DAGSTER_HOME"] == "/opt/dagster/dagster_home"
-    validate(client.ApiClient().sanitize_for_serialization(job))
+    return call.kwargs["body"], run.run_id
 
 
 # ---- a real launch against an emulated Kubernetes API ----------------------------------------
@@ -267,7 +392,7 @@ def test_retraining_job_launches_as_kubernetes_jobs_one_pod_per_step(
                 }
             )
         )
-        # What deploy/k8s/platform-config.yaml and the `mlops-s3` Secret hold, for this "cluster".
+        # What deploy/chart's ConfigMap and the `mlops-s3` Secret hold, for this "cluster".
         platform_env = {
             **K8S_ENV,
             "MLFLOW_TRACKING_URI": tracking_uri,
@@ -286,6 +411,18 @@ def test_retraining_job_launches_as_kubernetes_jobs_one_pod_per_step(
         core.create_namespaced_secret(
             NAMESPACE,
             client.V1Secret(metadata=client.V1ObjectMeta(name="mlops-s3"), string_data=credentials),
+        )
+        # what the Dagster chart itself creates: the user deployment's env ConfigMap
+        # (configmap-env-user.yaml) and the instance database's Secret, made once by hand
+        core.create_namespaced_config_map(
+            NAMESPACE, client.V1ConfigMap(metadata=client.V1ObjectMeta(name=USER_ENV), data={})
+        )
+        core.create_namespaced_secret(
+            NAMESPACE,
+            client.V1Secret(
+                metadata=client.V1ObjectMeta(name=helm_values.POSTGRES_SECRET),
+                string_data={"postgresql-password": "unused-here"},  # this test's instance: SQLite
+            ),
         )
 
         # The code server, as the chart's user deployment runs it.
@@ -459,23 +596,43 @@ def _env_sources(job: client.V1Job) -> tuple[set[str], set[str]]:
     )
 
 
+USER_ENV = f"{helm_values.USER_DEPLOYMENTS_FULLNAME}-mlops-assets-user-env"  # the chart's own
+
+
+def _check_pod_security(job: client.V1Job) -> None:
+    """Admitted by a namespace enforcing Pod Security "restricted", with a read-only root."""
+    spec = client.ApiClient().sanitize_for_serialization(job.spec.template.spec)
+    assert pod_security.violations(spec) == [], job.metadata.name
+    assert pod_security.read_only_root(spec) == [], job.metadata.name
+    mounts = {m["mountPath"] for m in spec["containers"][0]["volumeMounts"]}
+    assert {"/tmp", "/home/dagster"} <= mounts  # where the code writes, with the root read-only
+
+
 def _check_worker(job: client.V1Job, values: dict, run_id: str) -> None:
     (container,) = job.spec.template.spec.containers
     assert container.image == helm_values.image(values)
     assert container.args[:3] == ["dagster", "api", "execute_run"]
-    assert _env_sources(job) == ({"mlops-assets-env"}, {"mlops-s3"})
+    assert _env_sources(job) == ({USER_ENV, "mlops-assets-env"}, {"mlops-s3"})
     labels = job.metadata.labels
     assert labels["dagster/run-id"] == run_id and labels["dagster/job"] == TRAINING_JOB
-    expected = values["runLauncher"]["config"]["k8sRunLauncher"]["runK8sConfig"]["containerConfig"]
-    assert container.resources.to_dict()["limits"] == expected["resources"]["limits"]
-    assert job.spec.template.spec.security_context.run_as_user == 10001
+    # the chart gives run workers the code server's resources (dagster issue 13921)
+    deployment = helm_values.user_deployment(values)
+    assert container.resources.to_dict()["limits"] == deployment["resources"]["limits"]
+    # the code server's service account, not the launcher's `dagster`: the one to give an
+    # IAM role (IRSA) for S3
+    assert job.spec.template.spec.service_account_name == (
+        f"{helm_values.USER_DEPLOYMENTS_FULLNAME}-user-deployments"
+    )
+    password = next(e for e in container.env if e.name == "DAGSTER_PG_PASSWORD")
+    assert password.value_from.secret_key_ref.name == helm_values.POSTGRES_SECRET
+    _check_pod_security(job)
 
 
 def _check_step(job: client.V1Job, values: dict, run_id: str) -> None:
     (container,) = job.spec.template.spec.containers
     assert container.image == helm_values.image(values)
     assert container.args[:3] == ["dagster", "api", "execute_step"]
-    assert _env_sources(job) == ({"mlops-assets-env"}, {"mlops-s3"})
+    assert _env_sources(job) == ({USER_ENV, "mlops-assets-env"}, {"mlops-s3"})
     assert job.metadata.labels["dagster/run-id"] == run_id
     group = (
         "registry"
@@ -485,3 +642,4 @@ def _check_step(job: client.V1Job, values: dict, run_id: str) -> None:
     resources = container.resources.to_dict()
     assert resources["requests"] == STEP_RESOURCES[group]["requests"]
     assert resources["limits"] == STEP_RESOURCES[group]["limits"]
+    _check_pod_security(job)

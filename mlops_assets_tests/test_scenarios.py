@@ -12,6 +12,7 @@ from datetime import date, timedelta
 from pathlib import Path
 
 import pytest
+import yaml
 
 from mlops_assets.definitions import build_definitions
 from mlops_assets.demo import Day, Retraining, run_story
@@ -53,15 +54,23 @@ class Outcome:
 
 
 def run_scenario(
-    tmp_path: Path, monkeypatch, days: int, daemon_contracts: Path | None = None, **env: str
+    tmp_path: Path,
+    monkeypatch,
+    days: int,
+    daemon_contracts: Path | None = None,
+    storage: dict | None = None,
+    **env: str,
 ) -> Outcome:
     """`days` days of the loan example from 2026-01-01 with the real daemon and every sensor
     on (drift, performance, rollback), under the scenario `env` sets. With `daemon_contracts`,
-    the daemon's code location (so every run the sensors launch) loads those contract files."""
+    the daemon's code location (so every run the sensors launch) loads those contract files;
+    with `storage`, the instance's `storage:` block replaces dagster.yaml's (SQLite)."""
     home = tmp_path / "home"
     dagster_home = home / "dagster"
     dagster_home.mkdir(parents=True)
-    (dagster_home / "dagster.yaml").write_text((REPO / "dagster.yaml").read_text())
+    instance_config = yaml.safe_load((REPO / "dagster.yaml").read_text())
+    instance_config["storage"] = storage or instance_config["storage"]
+    (dagster_home / "dagster.yaml").write_text(yaml.safe_dump(instance_config))
     story = {
         "MLOPS_HOME": str(home),
         "DAGSTER_HOME": str(dagster_home),

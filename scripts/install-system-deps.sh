@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Debian packages the tests and tools use: Prometheus' promtool and Pushgateway, headless Chromium.
+# Debian packages the tests and tools use: Prometheus' promtool and Pushgateway, headless Chromium,
+# and the PostgreSQL server (its programs live in /usr/lib/postgresql/<major>/bin, off the PATH).
 # Installs only what is missing; `make test` runs it, so CI needs nothing installed by hand.
 set -euo pipefail
 
@@ -7,10 +8,12 @@ declare -A PACKAGE_OF=(
   [promtool]=prometheus
   [prometheus-pushgateway]=prometheus-pushgateway
   [chromium]=chromium
+  [pg_ctl]=postgresql
 )
+has() { command -v "$1" >/dev/null 2>&1 || compgen -G "/usr/lib/postgresql/*/bin/$1" >/dev/null; }
 missing=()
 for tool in "${!PACKAGE_OF[@]}"; do
-  command -v "$tool" >/dev/null 2>&1 || missing+=("${PACKAGE_OF[$tool]}")
+  has "$tool" || missing+=("${PACKAGE_OF[$tool]}")
 done
 [ ${#missing[@]} -eq 0 ] && exit 0
 
