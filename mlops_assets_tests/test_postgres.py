@@ -23,6 +23,7 @@ pytestmark = pytest.mark.slow
 # NOTIFY statement fails (a syntax error at "$1") on every event a run writes.
 STORAGE = {"postgres": {"postgres_url": {"env": "DAGSTER_PG_URL"}}}
 DAGSTER_DRIVER = "postgresql+psycopg2"
+OUTAGE_SECONDS = 5  # a restarted Pod or a failover: longer than dagster-postgres's connect retries
 DAYS = 12  # champion on day 7, income_drop from day 9, retrained on day 10, two days after
 
 
@@ -79,7 +80,7 @@ def test_the_retraining_loop_runs_on_postgresql(tmp_path, monkeypatch):
 
 
 def test_the_loop_survives_postgresql_restarting_during_retraining(tmp_path, monkeypatch):
-    """PostgreSQL stops for a few seconds (a failover, a restarted Pod) while the retraining run
+    """PostgreSQL stops for OUTAGE_SECONDS (a failover, a restarted Pod) while the retraining run
     trains: the daemon, the run and the MLflow server carry on, and nothing is lost or doubled."""
     with postgres("dagster", "mlflow") as server:
         restarted = threading.Event()
@@ -101,7 +102,7 @@ def test_the_loop_survives_postgresql_restarting_during_retraining(tmp_path, mon
                 return
             time.sleep(3)  # into the training step
             server.stop()
-            time.sleep(5)
+            time.sleep(OUTAGE_SECONDS)
             server.start()
             restarted.set()
 
