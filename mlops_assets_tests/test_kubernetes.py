@@ -605,7 +605,9 @@ def _check_pod_security(job: client.V1Job) -> None:
     assert pod_security.violations(spec) == [], job.metadata.name
     assert pod_security.read_only_root(spec) == [], job.metadata.name
     mounts = {m["mountPath"] for m in spec["containers"][0]["volumeMounts"]}
-    assert {"/tmp", "/home/dagster"} <= mounts  # where the code writes, with the root read-only
+    # where the code writes, with the root read-only (dagster-k8s passes the instance in the
+    # command's arguments, so nothing is mounted into DAGSTER_HOME: it is an emptyDir)
+    assert {"/tmp", "/home/dagster", "/opt/dagster/dagster_home"} <= mounts
 
 
 def _check_worker(job: client.V1Job, values: dict, run_id: str) -> None:
