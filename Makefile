@@ -36,7 +36,7 @@ dev: install dagster-home  ## the Dagster UI (and daemon) on http://127.0.0.1:30
 	$(BIN)/python -m mlops_assets.demo --ui-only
 
 mlflow-ui: install  ## the MLflow UI over the local store, on http://127.0.0.1:5000
-	$(BIN)/mlflow ui --backend-store-uri "sqlite:///$(MLOPS_HOME)/mlflow/mlflow.db" --host 127.0.0.1 --port 5000
+	MLFLOW_SERVER_ENABLE_JOB_EXECUTION=false $(BIN)/mlflow ui --backend-store-uri "sqlite:///$(MLOPS_HOME)/mlflow/mlflow.db" --host 127.0.0.1 --port 5000
 
 serve: install  ## the champion over HTTP, requests checked against the contract, on http://127.0.0.1:5001/invocations
 	$(BIN)/python -m mlops_assets.serving serve --contract $(CONTRACT) --port 5001
