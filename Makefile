@@ -57,7 +57,7 @@ system-deps:  ## Debian packages the tests use (promtool, Pushgateway, chromium,
 test: install system-deps  ## lint + the whole test suite (TEST_WORKERS pytest workers, default 2)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	MLOPS_REQUIRE_SYSTEM_TOOLS=1 $(BIN)/python -m pytest -n $(TEST_WORKERS) --dist load --maxschedchunk 1 --durations=40
+	MLOPS_REQUIRE_SYSTEM_TOOLS=1 $(BIN)/python -m pytest -n $(TEST_WORKERS) --dist worksteal --durations=40
 
 clean:
 	rm -rf "$(MLOPS_HOME)"

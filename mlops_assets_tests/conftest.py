@@ -50,22 +50,6 @@ def write_crash_files(home: Path, drift_start: date | None = None) -> Path:
     return folder
 
 
-# The modules whose tests take minutes each (daemon-driven stories).
-LONGEST = ("test_scenarios.py", "test_cli.py", "test_bring_your_own_data.py", "test_postgres.py")
-
-
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Longest tests first, quick ones last: on `make test`'s workers (one test handed out at a
-    time) the quick tests fill the gaps at the end instead of a long one starting last."""
-
-    def rank(item: pytest.Item) -> int:
-        if item.get_closest_marker("slow") is None:
-            return 2
-        return 0 if item.path.name in LONGEST else 1
-
-    items.sort(key=rank)
-
-
 @pytest.fixture(params=SHIPPED)
 def contract_name(request) -> str:
     return request.param
