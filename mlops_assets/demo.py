@@ -40,7 +40,7 @@ DEMO_ENVIRONMENT = {
     "MLFLOW_LOGGING_LEVEL": "WARNING",  # nor "Creating initial MLflow database tables..."
     "MLOPS_DRIFT_SCENARIO": "income_drop",
     "MLOPS_RETRAIN_CONSECUTIVE": "3",
-    "MLOPS_SENSOR_INTERVAL_SECONDS": "5",
+    "MLOPS_SENSOR_INTERVAL_SECONDS": "1",  # a tick a second (mlops_assets.daemon)
     "MLOPS_RETRAINING_SENSOR": "running",
 }
 
@@ -154,12 +154,12 @@ def day_features(defs: dg.Definitions, contract: DataContract, day: str) -> Any:
 
 
 def start_daemon(log: Path, env: dict[str, str] | None = None) -> subprocess.Popen:
-    """`dagster-daemon run` on the code location, logging to `log` (environment: `env` or ours)."""
+    """`dagster-daemon run` on the code location, logging to `log` (environment: `env` or ours),
+    its sensor loop as frequent as the sensor interval (`mlops_assets.daemon`)."""
     log.parent.mkdir(parents=True, exist_ok=True)
-    daemon = Path(sys.executable).parent / "dagster-daemon"
     with log.open("w") as output:
         return subprocess.Popen(
-            [str(daemon), "run", "-m", "mlops_assets"],
+            [sys.executable, "-m", "mlops_assets.daemon", "run", "-m", "mlops_assets"],
             stdout=output,
             stderr=subprocess.STDOUT,
             start_new_session=True,
@@ -188,7 +188,7 @@ def wait_for_sensor_tick(
                 if ticks[0].status.value == "FAILURE":
                     raise RuntimeError(f"{sensor} failed: {ticks[0].error}")
                 return
-        time.sleep(1)
+        time.sleep(0.2)
     raise TimeoutError(f"{sensor} did not tick within {timeout:.0f}s; see {log}")
 
 
@@ -220,7 +220,7 @@ def wait_for_automation(
     while any(run.status not in FINISHED for run in runs):
         if time.monotonic() > deadline:
             raise TimeoutError(f"runs of {contract} did not finish within {timeout:.0f}s")
-        time.sleep(1)
+        time.sleep(0.25)
         runs = launched()
     new = [run for run in runs if run.run_id not in seen]
     seen.update(run.run_id for run in new)
@@ -402,6 +402,26 @@ def print_story(
     print("\nStory complete." if not problems else "\nSTORY INCOMPLETE: " + "; ".join(problems))
 
 
+def warm_up(
+    defs: dg.Definitions,
+    instance: dg.DagsterInstance,
+    contract: DataContract,
+    days: list[str],
+    log_level: str = "ERROR",
+) -> tuple[list[Day], Retraining]:
+    """The story's first WARM_UP_DAYS of `days` ingested, then the first champion trained on them."""
+    outcomes = []
+    for day in days[:WARM_UP_DAYS]:
+        print(f"{day}: ingesting", flush=True)
+        result = run_job(defs, instance, keys.ingestion_job(contract.name), day, log_level)
+        outcomes.append(day_outcome(day, result, defs, contract))
+    print(f"{days[WARM_UP_DAYS - 1]}: training the first champion", flush=True)
+    training = run_job(
+        defs, instance, keys.training_job(contract.name), days[WARM_UP_DAYS - 1], log_level
+    )
+    return outcomes, retraining_outcome(instance, instance.get_run_by_id(training.run_id))
+
+
 def run_story(
     settings: PlatformSettings,
     contract: DataContract,
@@ -409,12 +429,15 @@ def run_story(
     log_level: str = "ERROR",
     defs: dg.Definitions | None = None,
     html_reports: bool = True,
+    warm: tuple[list[Day], Retraining | None] | None = None,
 ) -> tuple[list[Day], Retraining | None]:
     """Feed `days` one at a time with the real daemon running: warm-up, first champion, then daily.
 
     After each daily run it waits for the daemon's tick of each of the contract's running
     sensors (drift, performance, rollback) and for any run they launched, so each day's row says
-    what automation did. `html_reports=False` skips the Evidently HTML reports (faster).
+    what automation did. `html_reports=False` skips the Evidently HTML reports (faster). `warm`
+    is a warm-up already done in this instance (`warm_up`'s result, in a copy of a warmed-up
+    home): the story goes on from the day after it.
     """
     defs = defs or build_definitions(settings)
     sensors = automation_sensors(defs, contract)
@@ -424,22 +447,16 @@ def run_story(
         else {keys.op_name(contract.key(keys.DRIFT_REPORT)): {"config": {"html_report": False}}}
     )
     daemon_log = settings.home / "logs" / "daemon.log"
-    outcomes: list[Day] = []
-    first: Retraining | None = None
     seen: set[str] = set()  # automation runs already reported on a day
     with dg.DagsterInstance.get() as instance:
         daemon = start_daemon(daemon_log)
         try:
-            for day in days[:WARM_UP_DAYS]:
-                print(f"{day}: ingesting", flush=True)
-                result = run_job(defs, instance, keys.ingestion_job(contract.name), day, log_level)
-                outcomes.append(day_outcome(day, result, defs, contract))
-            print(f"{days[WARM_UP_DAYS - 1]}: training the first champion", flush=True)
-            training = run_job(
-                defs, instance, keys.training_job(contract.name), days[WARM_UP_DAYS - 1], log_level
+            outcomes, first = (
+                warm_up(defs, instance, contract, days, log_level)
+                if warm is None
+                else (list(warm[0]), warm[1])
             )
-            first = retraining_outcome(instance, instance.get_run_by_id(training.run_id))
-            for day in days[WARM_UP_DAYS:]:
+            for day in days[len(outcomes) :]:
                 print(f"{day}: ingesting, checking drift, scoring", flush=True)
                 result = run_job(
                     defs, instance, keys.daily_job(contract.name), day, log_level, daily_ops

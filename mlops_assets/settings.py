@@ -17,6 +17,8 @@ from typing import Any
 from urllib.parse import unquote
 
 DEPLOYMENTS = ("local", "k8s")
+# How a run executes its steps locally: all in the run's process, or one process per step.
+LOCAL_EXECUTORS = ("in_process", "multiprocess")
 
 
 class SettingsError(ValueError):
@@ -52,6 +54,7 @@ SOURCE_OVERRIDES: dict[str, tuple[str, type]] = {
 @dataclass(frozen=True)
 class PlatformSettings:
     deployment: str
+    executor: str
     home: Path
     contracts_path: Path
     storage_url: str
@@ -75,6 +78,11 @@ class PlatformSettings:
         home = Path(env.get("MLOPS_HOME", ".mlops_home")).expanduser().resolve()
         deployment = _choice(env, "MLOPS_DEPLOYMENT", "local", DEPLOYMENTS)
         storage_url = env.get("MLOPS_STORAGE_URL", str(home / "assets"))
+        executor = (
+            "k8s_job"
+            if deployment == "k8s"
+            else _choice(env, "MLOPS_EXECUTOR", "in_process", LOCAL_EXECUTORS)
+        )
         _move_credentials_out_of_tracking_uri(env)
         if deployment == "k8s":
             _check_k8s(env)
@@ -94,6 +102,7 @@ class PlatformSettings:
 
         return cls(
             deployment=deployment,
+            executor=executor,
             home=home,
             contracts_path=Path(env.get("MLOPS_CONTRACTS") or EXAMPLES_DIR).expanduser().resolve(),
             storage_url=storage_url,

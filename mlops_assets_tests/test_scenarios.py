@@ -12,14 +12,19 @@ from datetime import date, timedelta
 from pathlib import Path
 
 import pytest
-import yaml
 
 from mlops_assets.definitions import build_definitions
 from mlops_assets.demo import Day, Retraining, run_story
 from mlops_assets.settings import PlatformSettings
 from mlops_assets_tests.conftest import edited_contracts
+from mlops_assets_tests.warm_state import (
+    STORY_ENVIRONMENT,
+    copy_home,
+    load_warm_up,
+    story_home,
+    warm_story_home,
+)
 
-REPO = Path(__file__).resolve().parents[1]
 CONTRACT = "loan_default"
 SCENARIO_START = "2026-01-09"  # day 9: the first champion is trained on day 7
 pytestmark = pytest.mark.slow
@@ -59,29 +64,22 @@ def run_scenario(
     days: int,
     daemon_contracts: Path | None = None,
     storage: dict | None = None,
+    request: pytest.FixtureRequest | None = None,
     **env: str,
 ) -> Outcome:
     """`days` days of the loan example from 2026-01-01 with the real daemon and every sensor
     on (drift, performance, rollback), under the scenario `env` sets. With `daemon_contracts`,
     the daemon's code location (so every run the sensors launch) loads those contract files;
-    with `storage`, the instance's `storage:` block replaces dagster.yaml's (SQLite)."""
+    with `storage`, the instance's `storage:` block replaces dagster.yaml's (SQLite). With
+    `request` (and SQLite), the story starts from a copy of the session's warm-up
+    (`warm_state.py`) instead of ingesting the warm-up days and training the first champion."""
     home = tmp_path / "home"
-    dagster_home = home / "dagster"
-    dagster_home.mkdir(parents=True)
-    instance_config = yaml.safe_load((REPO / "dagster.yaml").read_text())
-    instance_config["storage"] = storage or instance_config["storage"]
-    (dagster_home / "dagster.yaml").write_text(yaml.safe_dump(instance_config))
-    story = {
-        "MLOPS_HOME": str(home),
-        "DAGSTER_HOME": str(dagster_home),
-        "MLOPS_RETRAINING_SENSOR": "running",
-        "MLOPS_PERFORMANCE_SENSOR": "running",
-        "MLOPS_SENSOR_INTERVAL_SECONDS": "1",
-        "MLOPS_SYNTHETIC_ROWS_PER_DAY": "1000",
-        "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false",
-        "MLFLOW_LOGGING_LEVEL": "WARNING",
-        **env,
-    }
+    story = {**STORY_ENVIRONMENT, **env}
+    warm = None
+    if request is not None and storage is None:
+        copy_home(warm_story_home(request, story["MLOPS_SYNTHETIC_ROWS_PER_DAY"]), home)
+        warm = load_warm_up(home)
+    story.update(story_home(home, storage))
     # mlflow.set_tracking_uri exports MLFLOW_TRACKING_URI: an earlier test's store must not leak in
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     for name, value in story.items():
@@ -91,7 +89,9 @@ def run_scenario(
     defs = build_definitions(settings)
     if daemon_contracts is not None:
         monkeypatch.setenv("MLOPS_CONTRACTS", str(daemon_contracts))
-    outcomes, first = run_story(settings, contract, day_names(days), defs=defs, html_reports=False)
+    outcomes, first = run_story(
+        settings, contract, day_names(days), defs=defs, html_reports=False, warm=warm
+    )
     assert first is not None and first.promoted and first.version == "1"
     assert all(day.success for day in outcomes), [day.day for day in outcomes if not day.success]
     launched = [r for day in outcomes for r in day.retraining]
@@ -125,8 +125,10 @@ def drifting(scenario: str, **env: str) -> dict[str, str]:
     return {"MLOPS_DRIFT_SCENARIO": scenario, "MLOPS_DRIFT_START": SCENARIO_START, **env}
 
 
-def test_income_drop_retrains_once_and_drift_falls_back(tmp_path, monkeypatch):
-    outcome = run_scenario(tmp_path, monkeypatch, 13, **drifting("income_drop"))
+def test_income_drop_retrains_once_and_drift_falls_back(tmp_path, monkeypatch, request):
+    outcome = run_scenario(
+        tmp_path, monkeypatch, request=request, days=13, **drifting("income_drop")
+    )
     print(outcome.table())
     [retraining] = outcome.retrainings
     assert (retraining.trigger, retraining.promoted, retraining.since) == (
@@ -139,9 +141,11 @@ def test_income_drop_retrains_once_and_drift_falls_back(tmp_path, monkeypatch):
     assert against_new and all(day.drift_share <= 0.2 for day in against_new), outcome.table()
 
 
-def test_new_loan_purpose_retrains_once(tmp_path, monkeypatch):
+def test_new_loan_purpose_retrains_once(tmp_path, monkeypatch, request):
     """A third of applications are a new purpose with larger amounts: two columns move."""
-    outcome = run_scenario(tmp_path, monkeypatch, 13, **drifting("new_loan_purpose"))
+    outcome = run_scenario(
+        tmp_path, monkeypatch, request=request, days=13, **drifting("new_loan_purpose")
+    )
     print(outcome.table())
     assert [(r.trigger, r.promoted) for r in outcome.retrainings] == [("drift", True)], (
         outcome.table()
@@ -149,11 +153,13 @@ def test_new_loan_purpose_retrains_once(tmp_path, monkeypatch):
     assert (outcome.rollbacks, outcome.champion) == ([], "2"), outcome.table()
 
 
-def test_credit_score_shift_is_seen_but_not_retrained(tmp_path, monkeypatch):
+def test_credit_score_shift_is_seen_but_not_retrained(tmp_path, monkeypatch, request):
     """Credit scores 70 points lower: the two credit columns drift (2 of 12: a share of 0.167,
     under the threshold), and nothing retrains. That is right: the same applicants default in
     the same way given their features, and the champion's live ROC AUC holds."""
-    outcome = run_scenario(tmp_path, monkeypatch, 12, **drifting("credit_score_shift"))
+    outcome = run_scenario(
+        tmp_path, monkeypatch, request=request, days=12, **drifting("credit_score_shift")
+    )
     shifted = [day for day in outcome.monitored if day.day >= SCENARIO_START]
     assert all(0 < day.drift_share <= 0.2 for day in shifted), outcome.table()
     assert (len(outcome.retrainings), len(outcome.rollbacks), outcome.champion) == (0, 0, "1"), (
@@ -162,9 +168,11 @@ def test_credit_score_shift_is_seen_but_not_retrained(tmp_path, monkeypatch):
     assert all(day.served_roc_auc > 0.7 for day in shifted), outcome.table()
 
 
-def test_concept_change_is_retrained_by_the_performance_sensor(tmp_path, monkeypatch):
+def test_concept_change_is_retrained_by_the_performance_sensor(tmp_path, monkeypatch, request):
     """Same applicants, more defaults: drift stays at 0 and the live labels tell."""
-    outcome = run_scenario(tmp_path, monkeypatch, 14, **drifting("concept_change"))
+    outcome = run_scenario(
+        tmp_path, monkeypatch, request=request, days=14, **drifting("concept_change")
+    )
     print(outcome.table())
     assert all(day.drift_share <= 0.2 for day in outcome.monitored), outcome.table()
     [retraining] = outcome.retrainings
@@ -173,12 +181,13 @@ def test_concept_change_is_retrained_by_the_performance_sensor(tmp_path, monkeyp
 
 
 def test_flapping_drift_with_three_consecutive_days_required_retrains_nothing(
-    tmp_path, monkeypatch
+    tmp_path, monkeypatch, request
 ):
     outcome = run_scenario(
         tmp_path,
         monkeypatch,
         16,
+        request=request,
         **drifting("income_drop", MLOPS_DRIFT_EVERY="2", MLOPS_RETRAIN_CONSECUTIVE="3"),
     )
     drifted = [day.day for day in outcome.monitored if day.drift_share > 0.2]
@@ -188,7 +197,7 @@ def test_flapping_drift_with_three_consecutive_days_required_retrains_nothing(
     )
 
 
-def test_a_bad_challenger_is_not_promoted_and_not_retrained_again(tmp_path, monkeypatch):
+def test_a_bad_challenger_is_not_promoted_and_not_retrained_again(tmp_path, monkeypatch, request):
     """A model configuration that cannot learn reaches the code location after the first
     champion: drift retrains once, the gates refuse the challenger, and the same drift against
     the same champion is not retrained again."""
@@ -198,7 +207,12 @@ def test_a_bad_challenger_is_not_promoted_and_not_retrained_again(tmp_path, monk
 
     contracts = edited_contracts(tmp_path / "contracts", CONTRACT, cannot_learn)
     outcome = run_scenario(
-        tmp_path, monkeypatch, 13, daemon_contracts=contracts, **drifting("income_drop")
+        tmp_path,
+        monkeypatch,
+        13,
+        request=request,
+        daemon_contracts=contracts,
+        **drifting("income_drop"),
     )
     [retraining] = outcome.retrainings
     assert (retraining.trigger, retraining.promoted) == ("drift", False), outcome.table()
@@ -206,7 +220,7 @@ def test_a_bad_challenger_is_not_promoted_and_not_retrained_again(tmp_path, monk
     assert (outcome.rollbacks, outcome.champion) == ([], "1"), outcome.table()
 
 
-def test_a_regression_after_promotion_is_rolled_back(tmp_path, monkeypatch):
+def test_a_regression_after_promotion_is_rolled_back(tmp_path, monkeypatch, request):
     """An upstream bug inverts the labels of days 8-10, the first days the champion serves: the
     performance sensor retrains on them and the challenger, validated on inverted labels too, is
     promoted. From day 11 the labels are right again; the previous champion, scoring in shadow,
@@ -215,6 +229,7 @@ def test_a_regression_after_promotion_is_rolled_back(tmp_path, monkeypatch):
         tmp_path,
         monkeypatch,
         15,
+        request=request,
         MLOPS_DRIFT_SCENARIO="label_error",
         MLOPS_DRIFT_START="2026-01-08",
         MLOPS_DRIFT_END="2026-01-10",
