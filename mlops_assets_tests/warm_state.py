@@ -15,18 +15,15 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
 import shutil
 import sqlite3
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 import yaml
 from filelock import FileLock
 
-from mlops_assets.demo import FINISHED, Day, Retraining, warm_up
+from mlops_assets.demo import FINISHED, WARM_UP_DAYS, Day, Retraining, warm_up
 from mlops_assets.settings import PlatformSettings
 
 REPO = Path(__file__).resolve().parents[1]
@@ -54,22 +51,6 @@ def story_home(home: Path, storage: dict | None = None) -> dict[str, str]:
     return {"MLOPS_HOME": str(home), "DAGSTER_HOME": str(dagster_home)}
 
 
-@contextmanager
-def environment(env: Mapping[str, str]) -> Iterator[None]:
-    """`env` set in os.environ for the block (the daemon reads its settings from there)."""
-    saved = {name: os.environ.get(name) for name in [*env, "MLFLOW_TRACKING_URI"]}
-    os.environ.pop("MLFLOW_TRACKING_URI", None)
-    os.environ.update(env)
-    try:
-        yield
-    finally:
-        for name, value in saved.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
-
-
 def build_warm_home(home: Path, rows_per_day: str) -> None:
     """Seven days and the first champion of the loan example in `home`, with the daemon running
     as in a story; the outcomes are kept in `home/warm_up.json` for `run_story(warm=...)`."""
@@ -84,11 +65,14 @@ def build_warm_home(home: Path, rows_per_day: str) -> None:
         **story_home(home),
         "MLOPS_SYNTHETIC_ROWS_PER_DAY": rows_per_day,
     }
-    with environment(env):
+    with pytest.MonkeyPatch.context() as environment:  # the daemon reads its settings from there
+        environment.delenv("MLFLOW_TRACKING_URI", raising=False)
+        for name, value in env.items():
+            environment.setenv(name, value)
         settings = PlatformSettings.from_env()
         contract = next(c for c in settings.load_contracts() if c.name == CONTRACT)
         defs = build_definitions(settings)
-        days = [f"2026-01-{day:02d}" for day in range(1, 8)]
+        days = [f"2026-01-{day:02d}" for day in range(1, WARM_UP_DAYS + 1)]
         with dg.DagsterInstance.get() as instance:
             daemon = start_daemon(home / "logs" / "warm-up-daemon.log")
             try:
