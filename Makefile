@@ -13,7 +13,7 @@ CONTRACT ?= loan_default
 # Most tests wait on real processes (daemon ticks, servers starting): two workers overlap the waits.
 TEST_WORKERS ?= 2
 
-.PHONY: install demo dev mlflow-ui serve kserve-manifest monitoring-files crash-files system-deps test clean dagster-home
+.PHONY: install demo dev mlflow-ui serve kserve-manifest monitoring-files crash-files system-deps test test-quick clean dagster-home
 
 install: $(VENV)/.installed
 
@@ -58,6 +58,9 @@ test: install system-deps  ## lint + the whole test suite (TEST_WORKERS pytest w
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	MLOPS_REQUIRE_SYSTEM_TOOLS=1 $(BIN)/python -m pytest -n $(TEST_WORKERS) --dist worksteal --durations=40
+
+test-quick: install  ## the tests that start no daemon, server or browser (-m "not slow"), for while you edit
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist worksteal -m "not slow" --durations=10
 
 clean:
 	rm -rf "$(MLOPS_HOME)"

@@ -19,6 +19,7 @@ from mlops_assets.contracts import DataContract, load_contracts
 from mlops_assets.definitions import build_definitions
 from mlops_assets.examples import EXAMPLES_DIR
 from mlops_assets.settings import PlatformSettings
+from mlops_assets_tests.warm_state import built_once
 
 DAY = "2026-01-05"
 HISTORY_DAYS = [f"2026-01-{day:02d}" for day in range(1, 9)]
@@ -71,17 +72,21 @@ def instance():
         yield instance
 
 
-@pytest.fixture(scope="session")
-def feature_history(tmp_path_factory) -> Path:
-    """Eight days of ingested features of every shipped contract, built once; copy before writing."""
-    home = tmp_path_factory.mktemp("history")
+def build_feature_history(home: Path) -> None:
+    """Eight ingested days of every shipped contract in `home`."""
     defs = build_definitions(make_settings(home, MLOPS_SYNTHETIC_ROWS_PER_DAY=HISTORY_ROWS_PER_DAY))
     with dg.instance_for_test() as instance:
         for name in SHIPPED:
             job = defs.resolve_job_def(keys.ingestion_job(name))
             for day in HISTORY_DAYS:
                 assert job.execute_in_process(partition_key=day, instance=instance).success
-    return home
+
+
+@pytest.fixture(scope="session")
+def feature_history(tmp_path_factory, pytestconfig) -> Path:
+    """Eight days of ingested features of every shipped contract, built once for the session's
+    workers; copy before writing."""
+    return built_once(tmp_path_factory, pytestconfig, "history", build_feature_history)
 
 
 class Platform:

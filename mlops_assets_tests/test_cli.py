@@ -66,6 +66,7 @@ def test_a_broken_contract_fails_the_load_naming_file_and_field(env, tmp_path):
     )
 
 
+@pytest.mark.slow  # a `dagster asset materialize` process per day, as a user runs it
 def test_dagster_asset_materialize_as_documented(env):
     selection = "key:loan_default/raw or key:loan_default/rejected or key:loan_default/features"
     command = [str(BIN / "dagster"), "asset", "materialize", "-m", "mlops_assets"]

@@ -202,6 +202,7 @@ def test_bias_gate_blocks_promotion(tmp_path, feature_history, instance, contrac
     assert platform.registry.champion() is None
 
 
+@pytest.mark.slow  # the real retry policy: four restarts over ~30 s of backoff
 def test_unreachable_tracking_server_fails_clearly_and_is_retried(
     tmp_path, feature_history, instance
 ):

@@ -17,6 +17,7 @@ import dataclasses
 import json
 import shutil
 import sqlite3
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -138,15 +139,29 @@ def load_warm_up(home: Path) -> tuple[list[Day], Retraining]:
     return days, Retraining(**saved["first"])
 
 
+def built_once(
+    factory: pytest.TempPathFactory, config: pytest.Config, name: str, build: Callable[[Path], None]
+) -> Path:
+    """`name`'s folder, built by `build` once per pytest session: the first xdist worker that
+    needs it builds it under a file lock, the others wait and reuse it. Read it, copy before writing."""
+    root = factory.getbasetemp()
+    if hasattr(config, "workerinput"):
+        root = root.parent  # shared by the xdist workers of this session
+    folder, done = root / name, root / f"{name}.built"
+    with FileLock(str(root / f"{name}.lock")):
+        if not done.exists():
+            shutil.rmtree(folder, ignore_errors=True)
+            build(folder)
+            done.touch()
+    return folder
+
+
 def warm_story_home(request: pytest.FixtureRequest, rows_per_day: str) -> Path:
     """The session's warm home for `rows_per_day` (built by the first worker that needs it)."""
-    factory = request.getfixturevalue("tmp_path_factory")
-    root = factory.getbasetemp().parent  # shared by the xdist workers of this session
-    if not hasattr(request.config, "workerinput"):
-        root = factory.getbasetemp()
-    home = root / f"warm-loan-{rows_per_day}" / "home"
-    with FileLock(str(root / f"warm-loan-{rows_per_day}.lock")):
-        if not (home / OUTCOME_FILE).exists():
-            shutil.rmtree(home, ignore_errors=True)
-            build_warm_home(home, rows_per_day)
-    return home
+    folder = built_once(
+        request.getfixturevalue("tmp_path_factory"),
+        request.config,
+        f"warm-loan-{rows_per_day}",
+        lambda folder: build_warm_home(folder / "home", rows_per_day),
+    )
+    return folder / "home"
