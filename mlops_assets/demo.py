@@ -233,7 +233,7 @@ def retraining_outcome(instance: dg.DagsterInstance, run: dg.DagsterRun) -> Retr
     version, promoted, reason = None, False, "registry step did not run"
     if run.tags.get(TRIGGER_TAG) == "rollback":
         reason = "not moved: the champion had changed"
-    failed_gates = []
+    failed_gates, failed_steps = [], []
     for entry in instance.all_logs(run.run_id):
         event = entry.dagster_event
         if event is None:
@@ -243,6 +243,10 @@ def retraining_outcome(instance: dg.DagsterInstance, run: dg.DagsterRun) -> Retr
             if "event" in meta and meta["event"].value == "rollback":
                 version, promoted = str(meta["champion"].value), bool(meta["moved"].value)
                 reason = str(meta["reason"].value)
+        elif event.event_type == dg.DagsterEventType.STEP_FAILURE:
+            error = event.event_specific_data.error
+            message = error.message.strip().splitlines()[0] if error else "no error recorded"
+            failed_steps.append(f"{event.step_key} failed: {message}")
         elif event.event_type == dg.DagsterEventType.ASSET_CHECK_EVALUATION:
             evaluation = event.event_specific_data
             if not evaluation.passed:
@@ -255,6 +259,8 @@ def retraining_outcome(instance: dg.DagsterInstance, run: dg.DagsterRun) -> Retr
                 reason = str(meta["reason"].value)
     if version is None and failed_gates:
         reason = f"not promoted, gate(s) failed: {', '.join(failed_gates)}"
+    elif version is None and failed_steps:
+        reason = "; ".join(failed_steps)
     return Retraining(
         run.run_id,
         run.tags.get(TRIGGER_TAG, "manual"),

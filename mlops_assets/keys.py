@@ -96,8 +96,23 @@ def retraining_sensor(contract: str) -> str:
 MLFLOW_RETRY_POLICY = dg.RetryPolicy(max_retries=4, delay=2, backoff=dg.Backoff.EXPONENTIAL)
 
 
+# What a database says while it is locked, restarting or out of reach (SQLite, psycopg2,
+# dagster-postgres once its own connection retries are spent): all heal by waiting.
+_DATABASE_GONE = (
+    "locked",
+    "shutting down",
+    "starting up",
+    "connection refused",
+    "server closed the connection",
+    "terminating connection",
+    "could not connect",
+    "too many retries for db connection",
+)
+
+
 def is_transient(error: BaseException) -> bool:
-    """Whether retrying can help: the tracking server unreachable, a 5xx, a locked SQLite store."""
+    """Whether retrying can help: the tracking server unreachable, a 5xx, a database locked or
+    restarting."""
     from mlops_assets.registry.mlflow import MlflowUnavailableError
 
     if isinstance(error, (MlflowUnavailableError, ConnectionError, TimeoutError)):
@@ -105,8 +120,10 @@ def is_transient(error: BaseException) -> bool:
     name = type(error).__name__
     if name in ("ConnectionError", "ReadTimeout", "ConnectTimeout", "MaxRetryError"):
         return True  # requests / urllib3, without importing them
-    if name == "OperationalError" and "locked" in str(error):
-        return True
+    if name in ("OperationalError", "DagsterPostgresException") and any(
+        sign in str(error).lower() for sign in _DATABASE_GONE
+    ):
+        return True  # a locked SQLite store; a PostgreSQL instance restarting or out of reach
     if name == "RestException":  # the tracking server answered: only a 5xx can heal
         return error.get_http_status_code() >= 500  # type: ignore[attr-defined]
     if name == "MlflowException":  # MLflow wraps connection failures of its HTTP client
