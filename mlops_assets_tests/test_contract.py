@@ -338,3 +338,24 @@ def test_loading_the_code_location_imports_no_dataframe_library(tmp_path):
         check=True,
     )
     assert result.stdout.strip() == "[]"
+
+
+def test_unquoted_yes_and_no_fail_the_load_saying_to_quote_them(tmp_path):
+    text = LOAN_FILE.read_text().replace("positive: [1]", "positive: [Yes]")
+    text = text.replace("levels: [RENT, MORTGAGE, OWN, OTHER]", "levels: [RENT, OWN, No]")
+    text = text.replace("negative: [0]", "negative: [No]")
+    (tmp_path / "loan_default.yaml").write_text(text)
+    with pytest.raises(ContractError) as error:
+        load_contract(tmp_path / "loan_default.yaml", ENV)
+    message = str(error.value)
+    for field, read in (("label.positive", "true"), ("label.negative", "false")):
+        assert f"{field}: Value error, {read} is a YAML boolean" in message
+    assert "features.7.levels: Value error, false is a YAML boolean" in message
+    assert 'quote the value exactly as the data holds it ("Yes"' in message
+
+    quoted = text.replace("[Yes]", '["Yes"]').replace("[No]", '["No"]')
+    quoted = quoted.replace("OWN, No]", 'OWN, "No"]')
+    (tmp_path / "loan_default.yaml").write_text(quoted)
+    contract = load_contract(tmp_path / "loan_default.yaml", ENV)
+    encoded, invalid = contract.label.encode(pd.Series(["Yes", "No", "yes"]))
+    assert encoded.iloc[:2].tolist() == [1, 0] and invalid.tolist() == [False, False, True]

@@ -22,6 +22,7 @@ from mlops_assets.contracts.frames import (
     FLOAT,
     INT,
     LABEL,
+    NULLABLE_INT,
     TEXT,
     TIMESTAMP,
     ColumnSpec,
@@ -198,6 +199,10 @@ class DataContract:
                 return column
         raise KeyError(f"Column {name!r} is not a feature of contract {self.name!r}")
 
+    def pandas_dtype(self, name: str) -> str:
+        """The pandas dtype a feature column is stored with (int64, Int64, float64, object)."""
+        return _pandas_dtype(self.column(name))
+
     def empty_raw_frame(self) -> pd.DataFrame:
         """A zero-row frame with the raw columns and their types."""
         import pandas as pd
@@ -364,9 +369,14 @@ def _is_numeric(column: Column) -> bool:
     return isinstance(column, NumericFeature)
 
 
+def _integer_dtype(column: NumericFeature) -> str:
+    """Whole numbers are int64, or pandas' nullable Int64 where the contract allows gaps."""
+    return NULLABLE_INT if column.nullable else INT
+
+
 def _pandas_dtype(column: Column) -> str:
     if isinstance(column, NumericFeature):
-        return "int64" if column.type == "integer" else "float64"
+        return _integer_dtype(column) if column.type == "integer" else FLOAT
     return "object"
 
 
@@ -374,7 +384,7 @@ def _column_spec(column: Column) -> ColumnSpec:
     if isinstance(column, NumericFeature):
         return ColumnSpec(
             column.name,
-            INT if column.type == "integer" else FLOAT,
+            _integer_dtype(column) if column.type == "integer" else FLOAT,
             column.description,
             nullable=column.nullable,
             ge=None if column.min is None else _whole(column.min),

@@ -17,6 +17,7 @@ import dagster as dg
 
 # Column dtypes, as pandera names them in a schema.
 INT = "int64"
+NULLABLE_INT = "Int64"  # a whole number with gaps (pd.NA)
 FLOAT = "float64"
 TEXT = "str"
 TIMESTAMP = "datetime64[ns]"
@@ -60,6 +61,7 @@ class ColumnSpec:
 
         series = {
             INT: Series[int],
+            NULLABLE_INT: Series[pd.Int64Dtype],
             FLOAT: Series[float],
             TEXT: Series[str],
             TIMESTAMP: Series[pd.Timestamp],

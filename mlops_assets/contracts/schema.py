@@ -55,7 +55,7 @@ class CategoricalFeature(_Strict):
     @field_validator("levels", mode="before")
     @classmethod
     def _as_text(cls, levels: Any) -> Any:
-        return [str(level) for level in levels] if isinstance(levels, list) else levels
+        return [_text(level) for level in levels] if isinstance(levels, list) else levels
 
     @field_validator("levels")
     @classmethod
@@ -123,9 +123,13 @@ class Label(_Strict):
 
 
 def _text(value: Any) -> str:
-    """A label value as the text a CSV would deliver (`1`, not `1.0`; `true` for YAML booleans)."""
+    """A label value or level as the text a CSV would deliver (`1`, not `1.0`). A YAML boolean is
+    refused: YAML 1.1 reads unquoted Yes/No/On/Off as true/false, which no delivery then matches."""
     if isinstance(value, bool):
-        return str(value).lower()
+        raise ValueError(
+            f"{str(value).lower()} is a YAML boolean: unquoted Yes, No, On, Off, True and False are "
+            f'read as true/false; quote the value exactly as the data holds it ("Yes", "true")'
+        )
     if isinstance(value, float) and value.is_integer():
         return str(int(value))
     return str(value)

@@ -32,6 +32,9 @@ class ValidationResult:
     accepted: pd.DataFrame
     rejected: pd.DataFrame
     ignored_columns: list[str] = field(default_factory=list)
+    # Each rejected row's reasons, in `rejected`'s order: the joined text column cannot be split
+    # back, as a reason may itself hold "; " (a label's values, a check's arguments).
+    reasons: list[list[str]] = field(default_factory=list)
 
     @property
     def delivered_rows(self) -> int:
@@ -44,8 +47,8 @@ class ValidationResult:
     def reason_counts(self) -> dict[str, int]:
         """How many rejected rows each kind of reason (column + check) accounts for."""
         counts: dict[str, int] = defaultdict(int)
-        for reasons in self.rejected[REJECTION_REASON]:
-            for reason in reasons.split("; "):
+        for reasons in self.reasons:
+            for reason in reasons:
                 counts[_reason_kind(reason)] += 1
         return dict(sorted(counts.items(), key=lambda item: -item[1]))
 
@@ -193,7 +196,9 @@ def _to_timestamp(values: pd.Series) -> pd.Series:
 
 def _flag(values: pd.Series, mask: pd.Series, template: str, reasons: dict[int, list[str]]) -> None:
     for row in mask[mask].index:
-        reasons[row].append(template.format(value=values[row]))
+        value = values[row]
+        value = value.item() if hasattr(value, "item") else value  # 2.5, not np.float64(2.5)
+        reasons[row].append(template.format(value=value))
 
 
 def _cast_integers(frame: pd.DataFrame, contract: DataContract) -> pd.DataFrame:
@@ -203,7 +208,7 @@ def _cast_integers(frame: pd.DataFrame, contract: DataContract) -> pd.DataFrame:
         if name not in (contract.id_column, contract.event_time_column, contract.label_column):
             column = contract.column(name)
             if isinstance(column, NumericFeature) and column.type == "integer":
-                frame[name] = frame[name].astype("int64")
+                frame[name] = frame[name].astype(contract.pandas_dtype(name))
     return frame
 
 
@@ -236,6 +241,7 @@ def _result(
         accepted=accepted[contract.raw_columns],
         rejected=rejected.reset_index(drop=True),
         ignored_columns=ignored,
+        reasons=[reasons[row] for row in rows],
     )
 
 

@@ -312,10 +312,16 @@ def _reference_profile(
 
 def _save_evidently_html(
     contract: DataContract, reference: Table, current: Table, max_rows: int, url: str
-) -> tuple[str, str]:
+) -> tuple[str | None, str]:
+    """The HTML report at `url` and what it covers; None when no column can be reported."""
     from upath import UPath
 
-    from mlops_assets.monitoring.evidently_report import bounded_sample, run_evidently
+    from mlops_assets.monitoring.drift import ALL_MISSING
+    from mlops_assets.monitoring.evidently_report import (
+        bounded_sample,
+        columns_without_values,
+        run_evidently,
+    )
 
     reference_sample, current_sample = (
         bounded_sample(reference, max_rows),
@@ -327,7 +333,16 @@ def _save_evidently_html(
         if len(reference_sample) < len(reference) or len(current_sample) < len(current)
         else "report on all rows"
     )
+    empty = columns_without_values(reference_sample, current_sample, contract)
+    if empty:
+        sampled += (
+            "; left out, no values in the "
+            + ", ".join(f"{side} data: {name}" for name, side in empty.items())
+            + f" (scored {ALL_MISSING}, drifted)"
+        )
     snapshot = run_evidently(reference_sample, current_sample, contract)
+    if snapshot is None:
+        return None, f"no HTML report: no drift column holds values ({sampled})"
     with tempfile.TemporaryDirectory() as folder:
         local = Path(folder) / "report.html"
         snapshot.save_html(str(local))

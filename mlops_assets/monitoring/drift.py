@@ -129,7 +129,7 @@ class ColumnReference:
 
     @classmethod
     def of(cls, values: pd.Series, numeric: bool) -> ColumnReference:
-        clean = _clean(values, numeric)
+        clean = clean_values(values, numeric)
         if numeric:
             array = clean.to_numpy()
             ordered = np.sort(array)
@@ -197,7 +197,7 @@ def column_drift(
     """
     if not isinstance(reference, ColumnReference):
         reference = ColumnReference.of(reference, numeric)
-    current_clean = _clean(current, numeric)
+    current_clean = clean_values(current, numeric)
     kind = "numeric" if numeric else "categorical"
     sizes = (
         len(reference.values),
@@ -315,10 +315,10 @@ def _size_bucket(size: int) -> int:
     return round(size / digits) * digits
 
 
-def _clean(values: pd.Series, numeric: bool) -> pd.Series:
+def clean_values(values: pd.Series, numeric: bool) -> pd.Series:
     """Drop missing values (and infinities in numeric columns), keeping order."""
-    if numeric:
-        array = values.to_numpy(dtype=float)
+    if numeric:  # na_value: a nullable integer column holds pd.NA, not NaN
+        array = values.to_numpy(dtype=float, na_value=np.nan)
         return pd.Series(array[np.isfinite(array)])
     return values.dropna()
 

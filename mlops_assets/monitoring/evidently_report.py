@@ -13,11 +13,15 @@ from mlops_assets.contracts import DataContract
 
 
 def run_evidently(reference: pd.DataFrame, current: pd.DataFrame, contract: DataContract) -> Any:
-    """A real Evidently 0.7 `Report([DataDriftPreset()])` run over the contract's drift columns."""
+    """A real Evidently 0.7 `Report([DataDriftPreset()])` run over the contract's drift columns
+    that hold values on both sides (`columns_without_values`), or None when none does."""
     from evidently import DataDefinition, Dataset, Report
     from evidently.presets import DataDriftPreset
 
-    columns = contract.drift_columns
+    empty = columns_without_values(reference, current, contract)
+    columns = [name for name in contract.drift_columns if name not in empty]
+    if not columns:
+        return None
     definition = DataDefinition(
         numerical_columns=[name for name in contract.numeric_features if name in columns],
         categorical_columns=[name for name in contract.categorical_features if name in columns],
@@ -26,6 +30,26 @@ def run_evidently(reference: pd.DataFrame, current: pd.DataFrame, contract: Data
         current_data=Dataset.from_pandas(current[columns], data_definition=definition),
         reference_data=Dataset.from_pandas(reference[columns], data_definition=definition),
     )
+
+
+def columns_without_values(
+    reference: pd.DataFrame, current: pd.DataFrame, contract: DataContract
+) -> dict[str, str]:
+    """Drift columns with no value left on a side, and which: Evidently raises on an empty
+    column, so the HTML report leaves them out (the drift scores report them `all_missing`)."""
+    from mlops_assets.monitoring.drift import clean_values
+
+    empty = {}
+    for name in contract.drift_columns:
+        numeric = name in contract.numeric_features
+        sides = [
+            side
+            for side, frame in (("reference", reference), ("current", current))
+            if clean_values(frame[name], numeric).empty
+        ]
+        if sides:
+            empty[name] = " and ".join(sides)
+    return empty
 
 
 def evidently_column_scores(snapshot: Any) -> dict[str, tuple[str, float, float]]:
