@@ -93,6 +93,9 @@ def retraining_sensor(contract: str) -> str:
 
 # Steps that talk to MLflow retry what can heal (a tracking server restarting): ~30 s in all.
 # Everything else fails at once through `retry_only_transient`.
+# Metadata key of a training_set failure caused by the data's shape (too few rows, one class):
+# such a retraining settles nothing, so drift automation may try again once more data arrived.
+UNUSABLE_TRAINING_SET = "unusable_training_set"
 MLFLOW_RETRY_POLICY = dg.RetryPolicy(max_retries=4, delay=2, backoff=dg.Backoff.EXPONENTIAL)
 
 

@@ -7,14 +7,17 @@ shape), and asserts what a user sees: rows kept or quarantined with a reason, a 
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import dagster as dg
 import numpy as np
 import pandas as pd
 
+from mlops_assets import keys
 from mlops_assets.ingestion.sources import FileSource
 from mlops_assets_tests.conftest import Platform, edited_contracts, platform_with_history
+from mlops_assets_tests.test_sensor import evaluate, report
 
 DAY = "2026-01-08"
 
@@ -129,3 +132,56 @@ def test_a_reason_holding_a_semicolon_is_counted_as_one_reason(tmp_path, loan):
     ]
     counts = materialization.metadata["reasons"].data
     assert counts == {"defaulted: not a label value (positive: 1; negative: 0)": 3}
+
+
+def test_one_day_whose_rows_share_a_generated_event_time_still_splits(
+    tmp_path, feature_history, instance
+):
+    """The crash example generates every row's event time (the delivery day): a retraining on that
+    one day must still hold out its latest share of rows, in an order the file's sorting cannot bias."""
+    crashes = platform_with_history(tmp_path / "home", feature_history, instance, "vehicle_crashes")
+    since = {
+        "ops": {crashes.key("training_set").to_python_identifier(): {"config": {"since": DAY}}}
+    }
+    result = crashes.materialize(["training_set"], DAY, run_config=since)
+    assert result.success
+    training = crashes.load("training_set", DAY)
+    contract = crashes.contract
+    assert training[contract.event_time_column].nunique() == 1
+    validation = training[training["split"] == "validation"]
+    fraction = contract.spec.training.validation_fraction
+    assert len(validation) == math.ceil(fraction * len(training))
+    for split, rows in training.groupby("split"):
+        assert rows[contract.label_column].nunique() == 2, split
+
+    again = crashes.materialize(["training_set"], DAY, run_config=since)  # same rows, same split
+    assert crashes.load("training_set", DAY)["split"].equals(training["split"]) and again.success
+
+
+def test_a_retraining_the_data_could_not_train_yet_does_not_settle_drift_against_the_champion(
+    tmp_path, loan, instance
+):
+    """The drifted day's labels have not arrived: its retraining fails for the data's shape, and
+    the next drifted day retrains again instead of "already retrained against v1"."""
+    unlabelled = loan.load("raw", DAY).assign(defaulted=np.nan)
+    assert deliver(loan, tmp_path, DAY, unlabelled).success
+    home = tmp_path / "home"
+    report(instance, "loan_default", DAY, 0.5, version="1")
+    first = evaluate(home, "loan_default", instance)
+    [request] = first.run_requests
+    failed = loan.defs.resolve_job_def(keys.training_job("loan_default")).execute_in_process(
+        partition_key=request.partition_key,
+        run_config=request.run_config,
+        tags=request.tags,
+        instance=instance,
+        raise_on_error=False,
+    )
+    assert not failed.success
+    [failure] = [event for event in failed.all_events if event.is_step_failure]
+    assert "0 labelled rows, fewer than training.min_labelled_rows=500" in (
+        failure.step_failure_data.user_failure_data.description
+    )
+
+    report(instance, "loan_default", "2026-01-09", 0.5, version="1")
+    [again] = evaluate(home, "loan_default", instance, cursor=first.cursor).run_requests
+    assert again.partition_key == "2026-01-09"

@@ -25,6 +25,7 @@ from mlops_assets.keys import (
     TRAINING_SET,
     TRAINING_SINCE_TAG,
     TRIGGER_TAG,
+    UNUSABLE_TRAINING_SET,
     op_name,
     performance_sensor,
     retraining_sensor,
@@ -170,9 +171,10 @@ def _retrained_against(
     """A sensor-launched retraining against champion `version` in the last `days` days that
     settles the question (its id): it succeeded (promoted, then rolled back, or refused at
     registration), or it failed in a step because a gate found its challenger clearly worse.
-    A challenger refused only within noise of the champion (the paired interval reaches 0) does
-    not settle it: a later drifted day retrains again with more data, up to
-    `MAX_ATTEMPTS_PER_CHAMPION` times. A run whose worker died or never started does not count."""
+    A challenger refused only within noise of the champion (the paired interval reaches 0), or a
+    training set the data could not make yet (one class, too few rows), does not settle it: a
+    later drifted day retrains again with more data, up to `MAX_ATTEMPTS_PER_CHAMPION` times.
+    A run whose worker died or never started does not count."""
     if not version:
         return None
     records = instance.get_run_records(
@@ -191,9 +193,19 @@ def _retrained_against(
         or record.dagster_run.tags.get("dagster/failure_reason") == "STEP_FAILURE"
     ]
     for run in attempts:
-        if run.status == dg.DagsterRunStatus.SUCCESS or not _refused_within_noise(instance, run):
+        if run.status == dg.DagsterRunStatus.SUCCESS or not _inconclusive(instance, run):
             return run.run_id
     return attempts[0].run_id if len(attempts) >= MAX_ATTEMPTS_PER_CHAMPION else None
+
+
+def _inconclusive(instance: dg.DagsterInstance, run: dg.DagsterRun) -> bool:
+    """Whether a failed retraining says nothing about the champion: its training set was unusable
+    for the data's shape, or its challenger was refused within noise."""
+    for entry in instance.all_logs(run.run_id, of_type=dg.DagsterEventType.STEP_FAILURE):
+        failure = entry.dagster_event.event_specific_data.user_failure_data
+        if failure is not None and UNUSABLE_TRAINING_SET in failure.metadata:
+            return True
+    return _refused_within_noise(instance, run)
 
 
 def _refused_within_noise(instance: dg.DagsterInstance, run: dg.DagsterRun) -> bool:

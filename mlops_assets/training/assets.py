@@ -22,6 +22,7 @@ from mlops_assets.keys import (
     MLFLOW_RETRY_POLICY,
     TRAINED_MODEL,
     TRAINING_SET,
+    UNUSABLE_TRAINING_SET,
     lifecycle_pool,
     retry_only_transient,
 )
@@ -150,11 +151,16 @@ def build_training_assets(
             combined = combined[combined[contract.event_time_column] >= pd.Timestamp(config.since)]
         labelled = split_by_time(combined, training.validation_fraction, contract)
         counts = labelled[SPLIT].value_counts()
-        problem = _training_set_problem(contract, labelled, counts)
+        problem = _training_set_problem(contract, labelled)
         if problem:
             raise dg.Failure(
                 f"Training set for {context.partition_key} is unusable: {problem}",
-                metadata={"labelled_rows": len(labelled), "days_loaded": len(frames)},
+                metadata={
+                    "labelled_rows": len(labelled),
+                    "days_loaded": len(frames),
+                    UNUSABLE_TRAINING_SET: problem,
+                },
+                allow_retries=False,
             )
         label = contract.label_column
         return dg.Output(
@@ -257,14 +263,28 @@ def _latest_delivery_wins(
     return kept, redelivered
 
 
-def _training_set_problem(contract: DataContract, labelled: Table, counts: Any) -> str | None:
+def _training_set_problem(contract: DataContract, labelled: Table) -> str | None:
+    """Why the labelled rows cannot train and validate a model, in the data's terms; None if they can."""
     min_rows = contract.spec.training.min_labelled_rows
     if len(labelled) < min_rows:
         return f"{len(labelled)} labelled rows, fewer than training.min_labelled_rows={min_rows}"
+    label = labelled[contract.label_column].astype(int)
+    positives = int(label.sum())
+    if positives in (0, len(labelled)):
+        return (
+            f"all {len(labelled)} labelled rows are {'positive' if positives else 'negative'}: "
+            f"the model needs both classes (widen training.window_days or training.since)"
+        )
     for split in (TRAIN, VALIDATION):
-        labels = labelled.loc[labelled[SPLIT] == split, contract.label_column]
-        if counts.get(split, 0) == 0 or labels.nunique() < 2:
-            return f"the {split} split needs rows of both classes"
+        rows = label[labelled[SPLIT] == split]
+        if rows.nunique() < 2:
+            held = "positive" if rows.iloc[0] == 1 else "negative"
+            return (
+                f"the {split} split ({len(rows)} of {len(labelled)} rows, by event time) holds only "
+                f"{held} rows although the set has {positives} positive(s): the classes are "
+                f"bunched in time; widen training.window_days or change "
+                f"training.validation_fraction={contract.spec.training.validation_fraction}"
+            )
     return None
 
 

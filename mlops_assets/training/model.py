@@ -22,25 +22,27 @@ VALIDATION = "validation"
 def split_by_time(
     features: pd.DataFrame, validation_fraction: float, contract: DataContract
 ) -> pd.DataFrame:
-    """Labelled rows with a `split` column: the latest `validation_fraction` (by event time) validate.
+    """Labelled rows with a `split` column: the latest `validation_fraction` of rows validate.
 
-    The cut is a timestamp, so no moment's rows fall on both sides: nothing later than a validation
-    row is ever trained on.
+    Rows are ordered by event time, and rows sharing an event time by a hash of their id (a fixed
+    order whatever the delivery's sorting), then cut by position: nothing trained on is later than
+    a validation row, and a day whose rows all carry one (generated) event time still splits.
     """
+    import math
+
     import numpy as np
     import pandas as pd
 
     if not 0 < validation_fraction < 1:
         raise ValueError(f"validation_fraction must be in (0, 1), got {validation_fraction}")
     labelled = features[features[contract.label_column].notna()]
-    labelled = labelled.sort_values(contract.event_time_column, kind="stable").reset_index(
-        drop=True
-    )
     if labelled.empty:
-        return labelled.assign(**{SPLIT: pd.Series(dtype=object)})
-    event_time = labelled[contract.event_time_column]
-    cutoff = event_time.quantile(1 - validation_fraction, interpolation="higher")
-    split = np.where(event_time >= cutoff, VALIDATION, TRAIN)
+        return labelled.reset_index(drop=True).assign(**{SPLIT: pd.Series(dtype=object)})
+    tie_break = pd.util.hash_pandas_object(labelled[contract.id_column], index=False)
+    order = np.lexsort((tie_break.to_numpy(), labelled[contract.event_time_column].to_numpy()))
+    labelled = labelled.iloc[order].reset_index(drop=True)
+    validating = min(max(math.ceil(len(labelled) * validation_fraction), 1), len(labelled) - 1)
+    split = np.where(np.arange(len(labelled)) >= len(labelled) - validating, VALIDATION, TRAIN)
     return labelled.assign(**{SPLIT: split})
 
 
