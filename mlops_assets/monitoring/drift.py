@@ -20,10 +20,14 @@ three times inside the preset; this computes each once.
 Noise-aware verdicts (the default; `drift.verdicts: evidently` turns them off): at a few hundred
 rows a day, a fixed distance threshold flags sampling noise. A column then counts as drifted only
 when Evidently's verdict says so *and* its score is beyond what sampling alone produces at that
-size: the 99th percentile of the same test's distance (1st percentile of its p-value) between the
-reference and bootstrap samples of the reference of the current side's size (`NoiseFloors`,
-computed once per reference and size, cached with the profile). Where days are large, the floor
-is far inside Evidently's threshold and the verdicts equal Evidently's.
+size: a high percentile of the same test's distance (a low one of its p-value) between
+disjoint random splits of the reference into a pseudo-reference and a pseudo-current day of the
+current side's size, so the floor holds both samples' noise (`NoiseFloors`, computed once per
+reference and size, cached with the profile; distances rescaled by sqrt(1/m + 1/n) to the actual
+sizes). The quantile is per contract (`family_quantile`): with few columns one noisy column is
+already a large share, so each is held to more until undrifted days cross the drift threshold on
+at most 0.5% of days for independent columns (99.83% for 3 columns at 0.2; 99% from 5 columns
+on). Where days are large, the floor is far inside Evidently's threshold and the verdicts equal Evidently's.
 """
 
 from __future__ import annotations
@@ -57,11 +61,14 @@ NOISE_AWARE = "noise_aware"
 EVIDENTLY = "evidently"
 VERDICTS = (NOISE_AWARE, EVIDENTLY)
 NOISE_QUANTILE = 0.99  # a column drifts when its score is beyond 99% of sampling-only scores
-NOISE_DRAWS = 200
+NOISE_DRAWS = 400
+# Undrifted days whose share may exceed the drift threshold by sampling alone (`family_quantile`):
+# half the 1% target, for what independence misses (derived features move with their inputs).
+FAMILY_ALARMS = 0.005
 # Samples of more rows than this estimate the floor at this size and scale it by sqrt(size): the
 # noise of these distances shrinks as 1/sqrt(n), and beyond it the floor is far inside 0.1 anyway.
 NOISE_SAMPLE_CAP = 2_000
-NOISE_REFERENCE_CAP = 10_000  # reference rows the simulated comparisons use
+NOISE_REFERENCE_RATIO = 4  # pseudo-reference rows per pseudo-current row in a simulation
 
 
 @dataclass(frozen=True)
@@ -125,10 +132,10 @@ class ColumnReference:
     sorted_values: np.ndarray | None  # numeric columns: ascending
     std: float  # numeric columns: population standard deviation (Evidently's normaliser)
     distinct: int
-    counts: pd.Series  # value -> count
+    counts: pd.Series | None  # value -> count (None where only Wasserstein or KS will read it)
 
     @classmethod
-    def of(cls, values: pd.Series, numeric: bool) -> ColumnReference:
+    def of(cls, values: pd.Series, numeric: bool, with_counts: bool = True) -> ColumnReference:
         clean = clean_values(values, numeric)
         if numeric:
             array = clean.to_numpy()
@@ -141,7 +148,7 @@ class ColumnReference:
                 ordered,
                 std,
                 distinct,
-                clean.value_counts(sort=False),
+                clean.value_counts(sort=False) if with_counts else None,
             )
         counts = clean.value_counts(sort=False)
         return cls(clean, len(values) - len(clean), None, 0.0, len(counts), counts)
@@ -251,7 +258,7 @@ def dataset_drift(
     )
     numeric = set(contract.numeric_features)
     if contract.spec.drift.verdicts == NOISE_AWARE and noise is None:
-        noise = NoiseFloors(profile, frozenset(numeric))
+        noise = NoiseFloors.for_contract(profile, contract)
     if contract.spec.drift.verdicts == EVIDENTLY:
         noise = None
     return DriftResult(
@@ -267,44 +274,101 @@ class NoiseFloors:
     """Per column, test and sample size: the score sampling alone reaches (see the module doc).
 
     Computed on first use and kept in `floors` (JSON-friendly), so a drift report can store and
-    reload them next to the reference profile: they depend only on the reference and the size.
+    reload them next to the reference profile: they depend only on the reference, the size and
+    the quantile (`family_quantile`: stricter per column when a few columns make the share).
     """
 
     profile: ReferenceProfile
     numeric: frozenset[str]
     floors: dict[str, float] = field(default_factory=dict)
-    draws: int = NOISE_DRAWS
+    quantile: float = NOISE_QUANTILE
     seed: int = 0
+
+    @classmethod
+    def for_contract(
+        cls, profile: ReferenceProfile, contract: DataContract, floors: dict | None = None
+    ) -> NoiseFloors:
+        """Floors at the per-column quantile the contract's column count and threshold need."""
+        return cls(
+            profile,
+            frozenset(contract.numeric_features),
+            floors if floors is not None else {},
+            family_quantile(len(contract.drift_columns), contract.spec.drift.threshold),
+        )
+
+    @property
+    def draws(self) -> int:
+        """Simulated comparisons per floor: about 4 beyond the quantile (400 at 99%), so that the
+        estimated floor is rarely below the true one."""
+        return max(NOISE_DRAWS, math.ceil(4 / (1 - self.quantile)))
 
     def floor(self, column: str, test: str, size: int) -> float:
         """The floor for a current side of `size` rows (simulated once per size bucket)."""
-        rows = min(_size_bucket(size), NOISE_SAMPLE_CAP)
-        key = f"{column}|{test}|{rows}"
+        reference_rows = len(self.profile.columns[column].values)
+        current, pseudo_reference = _split_sizes(reference_rows, size)
+        if current < 1:  # too small a reference to split: Evidently's threshold alone
+            return (
+                DISTANCE_THRESHOLD if test in (WASSERSTEIN, JENSEN_SHANNON) else P_VALUE_THRESHOLD
+            )
+        key = f"{column}|{test}|{current}|{pseudo_reference}|q{self.quantile:.5f}"
         if key not in self.floors:
-            self.floors[key] = self._simulate(column, test, rows)
-        if test in (WASSERSTEIN, JENSEN_SHANNON):  # their noise scales as 1/sqrt(n): exact size
-            return self.floors[key] * math.sqrt(rows / size)
+            self.floors[key] = self._simulate(column, test, current, pseudo_reference)
+        if test in (WASSERSTEIN, JENSEN_SHANNON):  # their noise scales as sqrt(1/m + 1/n)
+            actual = 1 / reference_rows + 1 / size
+            simulated = 1 / pseudo_reference + 1 / current
+            return self.floors[key] * math.sqrt(actual / simulated)
         return self.floors[key]
 
-    def _simulate(self, column: str, test: str, rows: int) -> float:
-        """The test's score between the reference and `draws` bootstrap samples of it of `rows` rows."""
-        reference = self.profile.columns[column]
+    def _simulate(self, column: str, test: str, current: int, pseudo_reference: int) -> float:
+        """The test's score between disjoint random splits of the reference into a pseudo-reference
+        and a pseudo-current day: both sides' sampling noise, as a real day against it has."""
         numeric = column in self.numeric
-        values = reference.values.to_numpy()
-        rng = np.random.default_rng([self.seed, rows, len(values)])
-        if len(values) > NOISE_REFERENCE_CAP:
+        values = self.profile.columns[column].values.to_numpy()
+        rng = np.random.default_rng([self.seed, current, pseudo_reference, len(values)])
+        scores = []
+        for _ in range(self.draws):
+            drawn = rng.choice(len(values), pseudo_reference + current, replace=False)
             reference = ColumnReference.of(
-                pd.Series(rng.choice(values, NOISE_REFERENCE_CAP, replace=False)), numeric
+                pd.Series(values[drawn[current:]]), numeric, with_counts=test not in _ORDERED
             )
-            values = reference.values.to_numpy()
-        scores = np.array(
-            [
-                _SCORERS[test](reference, pd.Series(rng.choice(values, rows)), numeric)
-                for _ in range(self.draws)
-            ]
+            scores.append(_SCORERS[test](reference, pd.Series(values[drawn[:current]]), numeric))
+        distance = test in (WASSERSTEIN, JENSEN_SHANNON)
+        return float(np.quantile(scores, self.quantile if distance else 1 - self.quantile))
+
+
+def family_quantile(columns: int, threshold: float, alarms: float = FAMILY_ALARMS) -> float:
+    """The per-column noise quantile at which undrifted days exceed the drift `threshold` share on
+    at most `alarms` of days (columns taken as independent), and never looser than 99%.
+
+    With 12 columns a share above 0.2 takes 3 noisy columns and 99% per column already suffices;
+    with 3 columns one noisy column is a share of 0.33, so each is held to ~99.83%.
+    """
+    from scipy.stats import binom
+
+    if columns < 1:
+        return NOISE_QUANTILE
+    needed = math.floor(threshold * columns) + 1  # fewest drifted columns whose share > threshold
+    low, high = 0.0, 1 - NOISE_QUANTILE
+    if binom.sf(needed - 1, columns, high) <= alarms:
+        return NOISE_QUANTILE
+    for _ in range(50):  # bisection on the per-column false-alarm rate
+        middle = (low + high) / 2
+        low, high = (
+            (middle, high) if binom.sf(needed - 1, columns, middle) <= alarms else (low, middle)
         )
-        quantile = NOISE_QUANTILE if test in (WASSERSTEIN, JENSEN_SHANNON) else 1 - NOISE_QUANTILE
-        return float(np.quantile(scores, quantile))
+    return 1 - low
+
+
+def _split_sizes(reference_rows: int, size: int) -> tuple[int, int]:
+    """(pseudo-current, pseudo-reference) rows for simulating a day of `size` rows: the day's size
+    bucket, capped at NOISE_SAMPLE_CAP and at half the reference; the pseudo-reference is the rest
+    of the reference, up to NOISE_REFERENCE_RATIO times the pseudo-current (distances are then
+    rescaled to the actual sizes, which keeps a thousand-draw simulation cheap)."""
+    current = min(_size_bucket(size), NOISE_SAMPLE_CAP, reference_rows // 2)
+    return current, min(reference_rows - current, NOISE_REFERENCE_RATIO * current)
+
+
+_ORDERED = (WASSERSTEIN, KOLMOGOROV_SMIRNOV)  # tests that read sorted values, never counts
 
 
 def _size_bucket(size: int) -> int:
