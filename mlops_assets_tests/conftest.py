@@ -137,7 +137,9 @@ class Platform:
 
     @property
     def registry(self):
-        return self.defs.resources["mlflow"].model(self.contract.model_name)
+        return self.defs.resources["mlflow"].model(
+            self.contract.model_name, trusted_types=self.contract.trusted_types
+        )
 
     @property
     def mlflow(self):

@@ -187,6 +187,31 @@ def _broken(change) -> dict:
             lambda d: d["model"]["params"].update(depth=3),
             "model: Value error, params of hist_gradient_boosting: depth: Extra inputs",
         ),
+        (
+            lambda d: d["model"].update(estimator="lightgbm"),
+            "model: Value error, estimator 'lightgbm' is neither a built-in estimator "
+            "(hist_gradient_boosting, logistic_regression, random_forest) nor module:function",
+        ),
+        (
+            lambda d: d["model"].update(estimator="no_such_team_module:make"),
+            "model.estimator: cannot import module 'no_such_team_module'",
+        ),
+        (
+            lambda d: d["model"].update(estimator="mlops_assets_tests.estimators:nothing"),
+            "model.estimator: 'mlops_assets_tests.estimators' has no function 'nothing'",
+        ),
+        (
+            lambda d: d["model"].update(
+                estimator="mlops_assets_tests.estimators:random_forest_classifier",
+                params={"depth": 3},
+            ),
+            "model.params: mlops_assets_tests.estimators:random_forest_classifier does not take "
+            "them: got an unexpected keyword argument 'depth'",
+        ),
+        (
+            lambda d: d["model"].update(trusted_types=["Booster"]),
+            "model.trusted_types: Value error, ['Booster'] are not module.Class names",
+        ),
         (lambda d: d["drift"].update(threshold=2), "drift.threshold: Input should be less than 1"),
         (
             lambda d: d["drift"].update(cooldown_hours=-1),

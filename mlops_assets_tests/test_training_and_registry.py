@@ -25,6 +25,25 @@ def bad_model(document: dict) -> None:
     document["model"]["params"] = {"max_iter": 1, "max_depth": 1, "learning_rate": 0.01}
 
 
+LIGHTGBM = "mlops_assets_tests.estimators:lightgbm_classifier"
+LIGHTGBM_TYPES = [
+    "collections.OrderedDict",
+    "lightgbm.basic.Booster",
+    "lightgbm.sklearn.LGBMClassifier",
+]
+
+
+def lightgbm_model(trusted_types: list[str]):
+    def change(document: dict) -> None:
+        document["model"].update(
+            estimator=LIGHTGBM,
+            params={"n_estimators": 120, "learning_rate": 0.05, "num_leaves": 15},
+            trusted_types=trusted_types,
+        )
+
+    return change
+
+
 def rollback_config(platform: Platform, **config) -> dict:
     return {"ops": {f"{platform.name}__move_champion_back": {"config": config}}}
 
@@ -322,3 +341,60 @@ def test_an_unreadable_drift_cache_is_rebuilt_not_fatal(loan: Platform):
     messages = [entry.user_message for entry in loan.instance.all_logs(again.run_id)]
     assert any("Rebuilding the unreadable reference profile cache" in m for m in messages)
     assert len(caches[0].read_bytes()) > 20  # rebuilt
+
+
+def test_a_teams_own_lightgbm_factory_trains_is_gated_registered_and_scores(
+    tmp_path, feature_history, instance
+):
+    """`model.estimator: module:function` with its params passed through; the saved model holds
+    only the types the contract trusts, and is refused once the contract stops trusting them."""
+    import lightgbm
+
+    from mlops_assets.registry.mlflow import ModelIntegrityError
+
+    home = tmp_path / "home"
+    folder = edited_contracts(
+        tmp_path / "contracts", "loan_default", lightgbm_model(LIGHTGBM_TYPES)
+    )
+    platform = platform_with_history(
+        home, feature_history, instance, "loan_default", MLOPS_CONTRACTS=str(folder)
+    )
+    result = platform.run(TRAIN, DAY)
+    assert result.success
+    assert checks(result) == dict.fromkeys(GATES, True)
+    model = card(platform, "trained_model")
+    assert model["roc_auc"] >= platform.contract.spec.gates.min_roc_auc
+    run = MlflowClient(platform.settings.mlflow_tracking_uri).get_run(model["run_id"])
+    assert run.data.params["estimator"] == LIGHTGBM
+    assert (run.data.params["n_estimators"], run.data.params["num_leaves"]) == ("120", "15")
+    requirements = (
+        Path(mlflow.artifacts.download_artifacts(model["model_uri"])) / "requirements.txt"
+    )
+    assert f"lightgbm=={lightgbm.__version__}" in requirements.read_text().split()
+
+    champion, pipeline = platform.registry.champion_and_model()
+    assert str(champion.version) == "1"
+    assert isinstance(pipeline[-1], lightgbm.LGBMClassifier)
+    assert platform.materialize(["batch_predictions"], DAY).success
+    batch = platform.load("batch_predictions", DAY).set_index(platform.contract.id_column)
+    features = platform.load("features", DAY)
+    expected = pipeline.predict_proba(features[platform.contract.feature_columns])[:, 1]
+    assert batch.loc[features[platform.contract.id_column], "score"].to_numpy() == pytest.approx(
+        expected
+    )
+
+    # The same model under a contract that no longer trusts LightGBM's types: never loaded, and a
+    # retraining fails before anything is logged, naming the field and the types.
+    untrusted = edited_contracts(tmp_path / "untrusted", "loan_default", lightgbm_model([]))
+    distrusting = Platform(home, instance, "loan_default", MLOPS_CONTRACTS=str(untrusted))
+    with pytest.raises(ModelIntegrityError, match=r"model\.trusted_types does not list"):
+        distrusting.registry.champion_and_model()
+    retrained = distrusting.run(TRAIN, "2026-01-07")
+    assert not retrained.success
+    failure = next(event for event in retrained.all_events if event.is_step_failure)
+    message = failure.step_failure_data.user_failure_data.description
+    assert "model.trusted_types" in message and "lightgbm.basic.Booster" in message
+    versions = distrusting.registry.client().search_model_versions(
+        f"name='{platform.contract.model_name}'"
+    )
+    assert [str(v.version) for v in versions] == ["1"]  # nothing registered

@@ -202,3 +202,30 @@ def test_budget_and_escalation_in_the_pure_decision():
     )
     decision = retraining_decision(persists, [], policy, False, None, now)
     assert not decision.retrain and "look at the data" in decision.reason
+
+
+def test_a_factory_that_returns_no_classifier_is_refused_naming_the_field(tmp_path):
+    from mlops_assets.contracts import ContractError, load_contracts
+    from mlops_assets_tests.conftest import edited_contracts
+
+    def regressor(document: dict) -> None:
+        document["model"].update(
+            estimator="mlops_assets_tests.estimators:linear_regression", params={}
+        )
+
+    folder = edited_contracts(tmp_path, "loan_default", regressor)
+    contract = load_contracts(folder / "loan_default.yaml", {"MLOPS_HOME": str(tmp_path)})[0]
+    with pytest.raises(ContractError) as error:
+        build_pipeline(contract)
+    assert (
+        "model.estimator: mlops_assets_tests.estimators:linear_regression returned a "
+        "LinearRegression, which has no predict_proba"
+    ) in str(error.value)
+
+    def passed_on(document: dict) -> None:  # a **params factory whose estimator refuses one
+        document["model"]["estimator"] = "mlops_assets_tests.estimators:linear_regression"
+
+    folder = edited_contracts(tmp_path / "passed_on", "loan_default", passed_on)
+    contract = load_contracts(folder / "loan_default.yaml", {"MLOPS_HOME": str(tmp_path)})[0]
+    with pytest.raises(ContractError, match=r"model\.params: .*unexpected keyword argument"):
+        build_pipeline(contract)

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Debian packages the tests and tools use: Prometheus' promtool and Pushgateway, headless Chromium,
-# and the PostgreSQL server (its programs live in /usr/lib/postgresql/<major>/bin, off the PATH).
+# the PostgreSQL server (its programs live in /usr/lib/postgresql/<major>/bin, off the PATH) and
+# LightGBM's OpenMP runtime (libgomp1).
 # Installs only what is missing; `make test` runs it, so CI needs nothing installed by hand.
 set -euo pipefail
 
@@ -15,6 +16,8 @@ missing=()
 for tool in "${!PACKAGE_OF[@]}"; do
   has "$tool" || missing+=("${PACKAGE_OF[$tool]}")
 done
+compgen -G "/usr/lib/*/libgomp.so.1" >/dev/null || compgen -G "/usr/lib/libgomp.so.1" >/dev/null \
+  || missing+=(libgomp1)
 [ ${#missing[@]} -eq 0 ] && exit 0
 
 if ! command -v apt-get >/dev/null 2>&1; then

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import importlib
+import inspect
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from functools import cached_property
@@ -96,6 +97,7 @@ class DataContract:
         self.path = path
         self._fingerprint = fingerprint or spec.model_dump_json()
         self.derive_functions = self._check()
+        self.estimator_factory = self._estimator_factory()
 
     # ---- identity -----------------------------------------------------------------------------
     @property
@@ -105,6 +107,11 @@ class DataContract:
     @property
     def model_name(self) -> str:
         return self.spec.model.name
+
+    @property
+    def trusted_types(self) -> tuple[str, ...]:
+        """Types its saved models may hold beyond scikit-learn's (a team's own estimator's)."""
+        return self.spec.model.trusted_types
 
     @cached_property
     def version(self) -> str:
@@ -349,6 +356,20 @@ class DataContract:
         if len(spec.drift.exclude) >= len(features):
             self._fail("drift.exclude", "leaves no feature for drift reports")
         return functions
+
+    def _estimator_factory(self) -> Callable[..., Any] | None:
+        """A team's own `model.estimator` factory, imported, its `model.params` bound to it."""
+        model = self.spec.model
+        if model.factory is None:
+            return None
+        factory = self._import("model.estimator", model.factory)
+        try:
+            inspect.signature(factory).bind(**model.params)
+        except TypeError as error:
+            self._fail("model.params", f"{model.factory} does not take them: {error}")
+        except ValueError:  # a builtin without a signature: checked when it is called
+            pass
+        return factory
 
     def _import(self, field: str, target: str) -> Callable[..., Any]:
         module_name, _, attribute = target.partition(":")

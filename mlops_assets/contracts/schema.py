@@ -168,21 +168,44 @@ ESTIMATOR_PARAMS: dict[str, type[_Strict]] = {
 }
 
 
+BUILT_IN_ESTIMATORS = tuple(ESTIMATOR_PARAMS)
+FACTORY_PATTERN = r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$"  # module:function
+
+
 class ModelSettings(_Strict):
     """The registered model: its name, MLflow experiment, estimator and decision threshold."""
 
     name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
     experiment: str | None = Field(default=None, description="Default: the model name")
-    estimator: Literal["hist_gradient_boosting", "logistic_regression", "random_forest"] = (
-        "hist_gradient_boosting"
+    estimator: str = Field(
+        default="hist_gradient_boosting",
+        description="A built-in estimator, or module:function, a factory of the team's own that "
+        "returns a scikit-learn-compatible estimator (params are passed to it as keywords)",
     )
     params: dict[str, Any] = Field(default_factory=dict)
+    trusted_types: tuple[str, ...] = Field(
+        default=(),
+        description="Types (module.Class) the saved model holds beyond scikit-learn's: skops "
+        "loads no other type, so a factory's estimator lists its own here",
+    )
     decision_threshold: float = Field(
         default=0.5, gt=0, lt=1, description="Score at or above which a row is flagged positive"
     )
 
+    @property
+    def factory(self) -> str | None:
+        """The `module:function` of a team's own estimator, or None for a built-in one."""
+        return None if self.estimator in ESTIMATOR_PARAMS else self.estimator
+
     @model_validator(mode="after")
     def _params(self) -> ModelSettings:
+        if self.factory is not None:
+            if not re.match(FACTORY_PATTERN, self.estimator):
+                raise ValueError(
+                    f"estimator {self.estimator!r} is neither a built-in estimator "
+                    f"({', '.join(BUILT_IN_ESTIMATORS)}) nor module:function"
+                )
+            return self  # a factory's own parameters: passed through, checked when it is called
         allowed = ESTIMATOR_PARAMS[self.estimator]
         try:
             allowed.model_validate(self.params)
@@ -195,9 +218,20 @@ class ModelSettings(_Strict):
             ) from None
         return self
 
+    @field_validator("trusted_types")
+    @classmethod
+    def _type_names(cls, names: tuple[str, ...]) -> tuple[str, ...]:
+        wrong = [name for name in names if not re.match(r"^[A-Za-z_]\w*(\.[A-Za-z_]\w*)+$", name)]
+        if wrong:
+            raise ValueError(f"{wrong} are not module.Class names (e.g. lightgbm.basic.Booster)")
+        return names
+
     @property
     def typed_params(self) -> dict[str, Any]:
-        """Every estimator parameter, the contract's values over the documented defaults."""
+        """Every estimator parameter: the contract's values over the documented defaults (a
+        factory's parameters as written)."""
+        if self.factory is not None:
+            return dict(self.params)
         return ESTIMATOR_PARAMS[self.estimator].model_validate(self.params).model_dump()
 
     @property

@@ -38,6 +38,14 @@ if TYPE_CHECKING:
     from mlflow.tracking import MlflowClient
 
 CHAMPION = "champion"
+# MLflow stores scikit-learn models with skops, which loads only types it is told to trust; these
+# are the ones the built-in pipelines add to skops' defaults. A team's own estimator adds its types
+# through the contract's `model.trusted_types`; a stored model listing any other is not loaded.
+SKOPS_TRUSTED_TYPES = (
+    "numpy.dtype",
+    "sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor",
+    "sklearn.tree._tree.Tree",
+)
 # A version's place in promotion: "pending" from registration until the gates' verdict is applied,
 # then "champion" or "not promoted"; "pending" that stays means the registration was cut short.
 PROMOTION_TAG = "promotion"
@@ -165,15 +173,25 @@ def model_digest(folder: Path) -> str:
     return digest.hexdigest()
 
 
-def _require_skops(folder: Path, model_uri: str) -> None:
+def _require_skops(folder: Path, model_uri: str, trusted_types: tuple[str, ...]) -> None:
+    """Refuse a model not stored with skops, or one whose skops allow-list (which MLflow reads from
+    the stored model itself) names a type neither the platform nor the contract trusts."""
     import yaml
 
-    flavors = yaml.safe_load((folder / "MLmodel").read_text()).get("flavors", {})
-    serialization = flavors.get("sklearn", {}).get("serialization_format")
+    flavor = yaml.safe_load((folder / "MLmodel").read_text()).get("flavors", {}).get("sklearn", {})
+    serialization = flavor.get("serialization_format")
     if serialization != "skops":
         raise ModelIntegrityError(
             f"{model_uri} is stored as {serialization or 'no scikit-learn flavor'}, not skops: "
             "pickle formats run code when loaded; refusing to load it"
+        )
+    untrusted = sorted(
+        set(flavor.get("skops_trusted_types") or ()) - {*SKOPS_TRUSTED_TYPES, *trusted_types}
+    )
+    if untrusted:
+        raise ModelIntegrityError(
+            f"{model_uri} holds types the contract's model.trusted_types does not list: "
+            f"{untrusted}; refusing to load it (list them only if you trust their packages)"
         )
 
 
@@ -203,9 +221,11 @@ class MlflowRegistry(dg.ConfigurableResource):
 
     _client: Any = PrivateAttr(default=None)
 
-    def model(self, name: str, description: str = "") -> RegisteredModel:
-        """The registry view of one registered model."""
-        return RegisteredModel(self, name, description)
+    def model(
+        self, name: str, description: str = "", trusted_types: tuple[str, ...] = ()
+    ) -> RegisteredModel:
+        """The registry view of one registered model (`trusted_types`: its contract's)."""
+        return RegisteredModel(self, name, description, trusted_types)
 
     @contextmanager
     def tracked_run(
@@ -232,9 +252,12 @@ class MlflowRegistry(dg.ConfigurableResource):
     def run_url(self, experiment_id: str, run_id: str) -> str:
         return f"{self.ui_url}/#/experiments/{experiment_id}/runs/{run_id}"
 
-    def load_model(self, model_uri: str, expected_digest: str | None) -> Any:
+    def load_model(
+        self, model_uri: str, expected_digest: str | None, trusted_types: tuple[str, ...] = ()
+    ) -> Any:
         """The scikit-learn pipeline behind a model URI, loaded only if its files match the digest
-        recorded when it was trained and it is stored with skops (which runs no code on load).
+        recorded when it was trained and it is stored with skops (which runs no code on load),
+        holding no types but scikit-learn's and `trusted_types`.
 
         MLflow would otherwise load whatever serialization the stored `MLmodel` declares: whoever
         can write to the artifact store could run code in every step and the model server.
@@ -259,7 +282,7 @@ class MlflowRegistry(dg.ConfigurableResource):
                     f"was trained ({expected_digest[:12]}... expected, {digest[:12]}... found); "
                     "refusing to load it"
                 )
-            _require_skops(local, model_uri)
+            _require_skops(local, model_uri, trusted_types)
             return mlflow.sklearn.load_model(str(local))
 
     def load_reference(self, run_id: str) -> pd.DataFrame:
@@ -299,10 +322,17 @@ class MlflowRegistry(dg.ConfigurableResource):
 class RegisteredModel:
     """One registered model: the `champion` alias (one lookup), registration and alias history."""
 
-    def __init__(self, registry: MlflowRegistry, model_name: str, description: str = "") -> None:
+    def __init__(
+        self,
+        registry: MlflowRegistry,
+        model_name: str,
+        description: str = "",
+        trusted_types: tuple[str, ...] = (),
+    ) -> None:
         self.registry = registry
         self.model_name = model_name
         self.description = description
+        self.trusted_types = trusted_types
 
     def client(self) -> MlflowClient:
         return self.registry.client()
@@ -332,7 +362,9 @@ class RegisteredModel:
     def load_version(self, version: ModelVersion) -> Any:
         """A registered version's pipeline, checked against the digest it was registered with."""
         return self.registry.load_model(
-            f"models:/{self.model_name}/{version.version}", version.tags.get(MODEL_DIGEST_TAG)
+            f"models:/{self.model_name}/{version.version}",
+            version.tags.get(MODEL_DIGEST_TAG),
+            self.trusted_types,
         )
 
     def shadow_of(self, champion: ModelVersion, partition: str, watch_days: int) -> str | None:

@@ -13,7 +13,7 @@ from typing import Any
 import dagster as dg
 from pydantic import Field
 
-from mlops_assets.contracts import DataContract
+from mlops_assets.contracts import ContractError, DataContract
 from mlops_assets.contracts.frames import BOOL, FLOAT, INT, TEXT, ColumnSpec, FrameSpec, Table
 from mlops_assets.deployment import k8s_op_tags
 from mlops_assets.failpoints import failpoint
@@ -29,6 +29,7 @@ from mlops_assets.keys import (
 from mlops_assets.registry.mlflow import (
     MODEL_DIGEST_TAG,
     REFERENCE_ARTIFACT,
+    SKOPS_TRUSTED_TYPES,
     MlflowRegistry,
     dagster_run_ended,
     model_digest,
@@ -45,22 +46,34 @@ from mlops_assets.training.model import (
     split_by_time,
 )
 
-# MLflow stores scikit-learn models with skops, which loads only types it is told to trust; these
-# are the ones our pipelines add to skops' defaults (all written by this code, never user input).
-SKOPS_TRUSTED_TYPES = [
-    "numpy.dtype",
-    "sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor",
-    "sklearn.tree._tree.Tree",
-]
 # What a logged model needs to load and predict, pinned to the versions that trained it. Named
 # rather than inferred: MLflow's inference imports the model in a subprocess (13 s a training run)
 # and lists whatever the training process had imported (it listed pytest and rich).
 MODEL_PACKAGES = ("mlflow", "numpy", "pandas", "scikit-learn", "scipy", "skops")
 
 
-def model_requirements() -> list[str]:
-    """The pip requirements logged with every model: `MODEL_PACKAGES` at their installed versions."""
-    return [f"{name}=={importlib.metadata.version(name)}" for name in MODEL_PACKAGES]
+def model_requirements(contract: DataContract) -> list[str]:
+    """The pip requirements logged with a model: `MODEL_PACKAGES`, and the distributions of the
+    contract's `model.trusted_types` (a team's estimator's, e.g. lightgbm), at installed versions."""
+    names = list(MODEL_PACKAGES)
+    installed = importlib.metadata.packages_distributions()
+    for type_name in contract.trusted_types:
+        names += [d for d in installed.get(type_name.split(".")[0], ()) if d not in names]
+    return [f"{name}=={importlib.metadata.version(name)}" for name in names]
+
+
+def _require_trusted(pipeline: Any, contract: DataContract) -> None:
+    """Fail before anything is logged when the fitted model holds a type skops would not load."""
+    import skops.io
+
+    held = skops.io.get_untrusted_types(data=skops.io.dumps(pipeline))
+    untrusted = sorted(set(held) - {*SKOPS_TRUSTED_TYPES, *contract.trusted_types})
+    if untrusted:
+        raise ContractError(
+            f"{contract.where()}: model.trusted_types: the trained {contract.spec.model.estimator} "
+            f"holds types skops loads only when trusted: {untrusted}; list them there if you "
+            "trust their packages"
+        )
 
 
 class TrainingSetConfig(dg.Config):
@@ -355,6 +368,7 @@ def _train_and_log(
         pipeline = build_pipeline(contract)
         features, labels = features_and_label(train, contract)
         pipeline.fit(features, labels)
+        _require_trusted(pipeline, contract)
         _, validation_labels = features_and_label(validation, contract)
         metrics = classification_metrics(
             validation_labels, positive_probability(pipeline, validation, contract)
@@ -384,8 +398,8 @@ def _train_and_log(
             ),
             input_example=features.head(5),
             pyfunc_predict_fn="predict_proba",
-            pip_requirements=model_requirements(),
-            skops_trusted_types=SKOPS_TRUSTED_TYPES,
+            pip_requirements=model_requirements(contract),
+            skops_trusted_types=[*SKOPS_TRUSTED_TYPES, *contract.trusted_types],
         )
         with tempfile.TemporaryDirectory() as folder:
             digest = model_digest(
@@ -400,7 +414,9 @@ def _train_and_log(
             reference = Path(folder) / Path(REFERENCE_ARTIFACT).name
             train[[contract.event_time_column, *contract.feature_columns]].to_parquet(reference)
             mlflow.log_artifact(str(reference), artifact_path=str(Path(REFERENCE_ARTIFACT).parent))
-        champion, champion_model = registry.model(model.name).champion_and_model()
+        champion, champion_model = registry.model(
+            model.name, trusted_types=contract.trusted_types
+        ).champion_and_model()
         gate_results = evaluate_gates(
             contract,
             pipeline,

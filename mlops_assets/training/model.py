@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from mlops_assets.contracts import SPLIT, DataContract
+from mlops_assets.contracts import SPLIT, ContractError, DataContract
 from mlops_assets.contracts.schema import CategoricalFeature
 
 if TYPE_CHECKING:
@@ -91,6 +91,21 @@ def build_pipeline(contract: DataContract) -> Any:
 def _estimator(contract: DataContract) -> Any:
     model = contract.spec.model
     params = model.typed_params
+    if contract.estimator_factory is not None:
+        try:
+            estimator = contract.estimator_factory(**params)
+        except TypeError as error:  # a `**params` factory passing on what its estimator refuses
+            raise ContractError(
+                f"{contract.where()}: model.params: {model.factory} does not take them: {error}"
+            ) from error
+        missing = [m for m in ("fit", "predict_proba") if not callable(getattr(estimator, m, None))]
+        if missing:
+            raise ContractError(
+                f"{contract.where()}: model.estimator: {model.factory} returned a "
+                f"{type(estimator).__name__}, which has no {' or '.join(missing)}: the model "
+                "scores rows with a classifier's predict_proba"
+            )
+        return estimator
     if model.estimator == "logistic_regression":
         from sklearn.linear_model import LogisticRegression
 
