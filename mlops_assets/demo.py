@@ -328,10 +328,7 @@ def online_prediction(
     from mlops_assets.training.model import positive_probability
 
     features = day_features(defs, contract, day).head(rows)
-    registered = defs.resources["mlflow"].model(
-        contract.model_name, trusted_types=contract.trusted_types
-    )
-    champion, model = registered.load_champion()
+    champion, model = defs.resources["mlflow"].model_of(contract).load_champion()
     expected = positive_probability(model, features, contract)
     log = settings.home / "logs" / "serve.log"
     with model_server(settings, contract, log) as url:

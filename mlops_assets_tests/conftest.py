@@ -137,9 +137,7 @@ class Platform:
 
     @property
     def registry(self):
-        return self.defs.resources["mlflow"].model(
-            self.contract.model_name, trusted_types=self.contract.trusted_types
-        )
+        return self.defs.resources["mlflow"].model_of(self.contract)
 
     @property
     def mlflow(self):

@@ -95,7 +95,7 @@ def run_scenario(
     assert first is not None and first.promoted and first.version == "1"
     assert all(day.success for day in outcomes), [day.day for day in outcomes if not day.success]
     launched = [r for day in outcomes for r in day.retraining]
-    registry = defs.resources["mlflow"].model(contract.model_name)
+    registry = defs.resources["mlflow"].model_of(contract)
     return Outcome(
         outcomes,
         [r for r in launched if r.trigger in ("drift", "performance")],

@@ -168,7 +168,6 @@ ESTIMATOR_PARAMS: dict[str, type[_Strict]] = {
 }
 
 
-BUILT_IN_ESTIMATORS = tuple(ESTIMATOR_PARAMS)
 FACTORY_PATTERN = r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$"  # module:function
 
 
@@ -203,7 +202,7 @@ class ModelSettings(_Strict):
             if not re.match(FACTORY_PATTERN, self.estimator):
                 raise ValueError(
                     f"estimator {self.estimator!r} is neither a built-in estimator "
-                    f"({', '.join(BUILT_IN_ESTIMATORS)}) nor module:function"
+                    f"({', '.join(ESTIMATOR_PARAMS)}) nor module:function"
                 )
             return self  # a factory's own parameters: passed through, checked when it is called
         allowed = ESTIMATOR_PARAMS[self.estimator]

@@ -117,7 +117,7 @@ def build_drift_assets(
     ):
         from mlops_assets.monitoring.drift import dataset_drift
 
-        registered = mlflow.model(contract.model_name, trusted_types=contract.trusted_types)
+        registered = mlflow.model_of(contract)
         champion = champion_or_fail(registered.require_champion)
         version = str(champion.version)
         with retry_only_transient():

@@ -46,6 +46,7 @@ KOLMOGOROV_SMIRNOV = "ks"
 CHI_SQUARE = "chisquare"
 Z_TEST = "z"
 ALL_MISSING = "all_missing"
+_DISTANCES = (WASSERSTEIN, JENSEN_SHANNON)  # drift above a threshold; other tests: p-values
 # Evidently's display names, as they appear in its report (`ValueDrift(method=...)`).
 EVIDENTLY_METHOD_NAMES = {
     WASSERSTEIN: "Wasserstein distance (normed)",
@@ -217,7 +218,7 @@ def column_drift(
         return ColumnDrift(name, kind, ALL_MISSING, 1.0, 0.0, True, *sizes, evidently_drifted=True)
     test = select_test(reference, current_clean, numeric)
     score = float(_SCORERS[test](reference, current_clean, numeric))
-    if test in (WASSERSTEIN, JENSEN_SHANNON):
+    if test in _DISTANCES:
         threshold, drifted = DISTANCE_THRESHOLD, score >= DISTANCE_THRESHOLD
     else:
         threshold = P_VALUE_THRESHOLD
@@ -225,7 +226,7 @@ def column_drift(
     floor, verdict = None, bool(drifted)
     if noise is not None and drifted:  # only a drifted verdict can be noise
         floor = noise.floor(name, test, len(current_clean))
-        verdict = score > floor if test in (WASSERSTEIN, JENSEN_SHANNON) else score < floor
+        verdict = score > floor if test in _DISTANCES else score < floor
     return ColumnDrift(
         name,
         kind,
@@ -307,13 +308,11 @@ class NoiseFloors:
         reference_rows = len(self.profile.columns[column].values)
         current, pseudo_reference = _split_sizes(reference_rows, size)
         if current < 1:  # too small a reference to split: Evidently's threshold alone
-            return (
-                DISTANCE_THRESHOLD if test in (WASSERSTEIN, JENSEN_SHANNON) else P_VALUE_THRESHOLD
-            )
+            return DISTANCE_THRESHOLD if test in _DISTANCES else P_VALUE_THRESHOLD
         key = f"{column}|{test}|{current}|{pseudo_reference}|q{self.quantile:.5f}"
         if key not in self.floors:
             self.floors[key] = self._simulate(column, test, current, pseudo_reference)
-        if test in (WASSERSTEIN, JENSEN_SHANNON):  # their noise scales as sqrt(1/m + 1/n)
+        if test in _DISTANCES:  # their noise scales as sqrt(1/m + 1/n)
             actual = 1 / reference_rows + 1 / size
             simulated = 1 / pseudo_reference + 1 / current
             return self.floors[key] * math.sqrt(actual / simulated)
@@ -332,7 +331,7 @@ class NoiseFloors:
                 pd.Series(values[drawn[current:]]), numeric, with_counts=test not in _ORDERED
             )
             scores.append(_SCORERS[test](reference, pd.Series(values[drawn[:current]]), numeric))
-        distance = test in (WASSERSTEIN, JENSEN_SHANNON)
+        distance = test in _DISTANCES
         return float(np.quantile(scores, self.quantile if distance else 1 - self.quantile))
 
 

@@ -78,9 +78,7 @@ def build_registry_assets(
         import pandas as pd
 
         with retry_only_transient():
-            registered = mlflow.model(
-                contract.model_name, contract.spec.description, contract.trusted_types
-            )
+            registered = mlflow.model_of(contract)
             row, results = _register(
                 context, contract, mlflow, registered, trained_model, training_set
             )
@@ -130,7 +128,7 @@ def _register(
     """Register the trained model, gate it against the champion of now, move the alias if it passes."""
     card = trained_model.iloc[0]
     challenger = registry.load_model(
-        card["model_uri"], card["model_sha256"], contract.trusted_types
+        card["model_uri"], card["model_sha256"], registered.trusted_types
     )
     champion, champion_model = registered.champion_and_model()
     validation = training_set[training_set[SPLIT] == VALIDATION]

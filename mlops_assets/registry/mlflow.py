@@ -4,7 +4,7 @@
 step for minutes), creates each contract's experiment with an explicit artifact location on a
 local store (otherwise artifacts land in `./mlruns` of whatever directory a step runs in), opens
 runs with `mlflow.start_run` as a context manager (ended as FAILED on any error), and gives each
-registered model (`.model(name)`) one champion lookup with a recorded alias history. mlflow is
+registered model (`.model_of(contract)`) one champion lookup with a recorded alias history. mlflow is
 imported inside functions: it takes seconds to import, and every step process and sensor tick
 loads this code location.
 """
@@ -32,6 +32,8 @@ from mlops_assets.failpoints import failpoint
 
 if TYPE_CHECKING:
     import pandas as pd
+
+    from mlops_assets.contracts import DataContract
 
 if TYPE_CHECKING:
     from mlflow.entities.model_registry import ModelVersion
@@ -221,11 +223,15 @@ class MlflowRegistry(dg.ConfigurableResource):
 
     _client: Any = PrivateAttr(default=None)
 
-    def model(
-        self, name: str, description: str = "", trusted_types: tuple[str, ...] = ()
-    ) -> RegisteredModel:
-        """The registry view of one registered model (`trusted_types`: its contract's)."""
-        return RegisteredModel(self, name, description, trusted_types)
+    def model(self, name: str, description: str = "") -> RegisteredModel:
+        """The registry view of one registered model, by name (it loads only built-in models)."""
+        return RegisteredModel(self, name, description)
+
+    def model_of(self, contract: DataContract) -> RegisteredModel:
+        """The registry view of a contract's model: its name, description and trusted types."""
+        return RegisteredModel(
+            self, contract.model_name, contract.spec.description, contract.trusted_types
+        )
 
     @contextmanager
     def tracked_run(

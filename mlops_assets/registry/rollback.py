@@ -43,7 +43,7 @@ def build_rollback_job(contract: DataContract) -> dg.JobDefinition:
         metrics: PrometheusMetrics,
     ) -> None:
         """Move the alias, then record the move as an observation of the registry asset."""
-        registered = mlflow.model(contract.model_name, trusted_types=contract.trusted_types)
+        registered = mlflow.model_of(contract)
         if config.if_champion_is is not None:
             current = registered.champion()
             if current is None or str(current.version) != config.if_champion_is:

@@ -72,7 +72,7 @@ def build_serving_assets(
         mlflow: MlflowRegistry,
         metrics: PrometheusMetrics,
     ) -> dg.Output[Table]:
-        registered = mlflow.model(contract.model_name, trusted_types=contract.trusted_types)
+        registered = mlflow.model_of(contract)
         with retry_only_transient():
             champion, model = champion_or_fail(registered.load_champion)
             shadow = _shadow(contract, registered, champion, context)

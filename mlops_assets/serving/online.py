@@ -76,9 +76,7 @@ def load_served_model(
     from mlops_assets.registry.mlflow import RegistryError
     from mlops_assets.serving.app import ServedModel
 
-    registered = _registry(settings).model(
-        contract.model_name, trusted_types=contract.trusted_types
-    )
+    registered = _registry(settings).model_of(contract)
     chosen = registered.require_version(version) if version else registered.champion()
     if chosen is None:
         raise RegistryError(

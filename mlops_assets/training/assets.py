@@ -56,7 +56,8 @@ def model_requirements(contract: DataContract) -> list[str]:
     """The pip requirements logged with a model: `MODEL_PACKAGES`, and the distributions of the
     contract's `model.trusted_types` (a team's estimator's, e.g. lightgbm), at installed versions."""
     names = list(MODEL_PACKAGES)
-    installed = importlib.metadata.packages_distributions()
+    # packages_distributions() reads every installed distribution's metadata: only when needed
+    installed = importlib.metadata.packages_distributions() if contract.trusted_types else {}
     for type_name in contract.trusted_types:
         names += [d for d in installed.get(type_name.split(".")[0], ()) if d not in names]
     return [f"{name}=={importlib.metadata.version(name)}" for name in names]
@@ -414,9 +415,7 @@ def _train_and_log(
             reference = Path(folder) / Path(REFERENCE_ARTIFACT).name
             train[[contract.event_time_column, *contract.feature_columns]].to_parquet(reference)
             mlflow.log_artifact(str(reference), artifact_path=str(Path(REFERENCE_ARTIFACT).parent))
-        champion, champion_model = registry.model(
-            model.name, trusted_types=contract.trusted_types
-        ).champion_and_model()
+        champion, champion_model = registry.model_of(contract).champion_and_model()
         gate_results = evaluate_gates(
             contract,
             pipeline,
