@@ -18,6 +18,8 @@ from mlops_assets.monitoring.drift import (
     EVIDENTLY_METHOD_NAMES,
     JENSEN_SHANNON,
     WASSERSTEIN,
+    ColumnDrift,
+    ColumnReference,
     NoiseFloors,
     ReferenceProfile,
     column_drift,
@@ -322,3 +324,28 @@ def test_a_three_column_contract_does_not_alarm_on_undrifted_real_days(tmp_path)
     # about 1% of 150 days may alarm by chance; floors of the day's noise alone alarmed on 16
     assert sum(day.share > 0.2 for day in days) <= 3
     assert sum(day.evidently_share > 0.2 for day in days) > 15  # the fixed thresholds alone alarm
+
+
+def test_a_rare_reference_level_neither_hides_a_shift_nor_lets_one_new_row_alarm():
+    """Chi-square (references of <= 1000 rows) gives p = 0 whenever a day holds a level the
+    reference lacks. A level seen once in the reference lands only in the pseudo-current of many
+    simulated splits, so sampling alone gave p = 0 and the floor became 0: the column could then
+    never be flagged, however far its common levels moved. A day's unseen rows and its shift
+    among the seen levels are now judged apart, each against its own noise."""
+    reference = pd.Series(["A"] * 500 + ["B"] * 300 + ["C"] * 199 + ["D"])
+    profile = ReferenceProfile({"purpose": ColumnReference.of(reference, numeric=False)})
+    noise = NoiseFloors(profile, frozenset())
+
+    def judged(day: list[str]) -> ColumnDrift:
+        return column_drift("purpose", profile.columns["purpose"], pd.Series(day), False, noise)
+
+    shifted = judged(["A"] * 100 + ["B"] * 100 + ["C"] * 100)  # C from 20% to 33%, A to 33%
+    assert shifted.test == "chisquare" and shifted.evidently_drifted
+    assert shifted.drifted  # a floor of 0 held it back
+    one_new_row = judged(["A"] * 150 + ["B"] * 90 + ["C"] * 59 + ["E"])  # as the reference + 1
+    assert one_new_row.score == 0.0 and one_new_row.evidently_drifted  # Evidently: p = 0
+    assert not one_new_row.drifted  # one unseen row in 300 is what sampling alone gives
+    new_level = judged(["A"] * 120 + ["B"] * 72 + ["C"] * 48 + ["E"] * 60)  # 20% a new level
+    assert new_level.drifted
+    undrifted = judged(["A"] * 150 + ["B"] * 90 + ["C"] * 60)
+    assert not undrifted.evidently_drifted and not undrifted.drifted

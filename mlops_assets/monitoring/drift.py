@@ -28,6 +28,8 @@ sizes). The quantile is per contract (`family_quantile`): with few columns one n
 already a large share, so each is held to more until undrifted days cross the drift threshold on
 at most 0.5% of days for independent columns (99.83% for 3 columns at 0.2; 99% from 5 columns
 on). Where days are large, the floor is far inside Evidently's threshold and the verdicts equal Evidently's.
+Chi-square, whose p is 0 whenever a day holds a level the reference lacks, is judged on the unseen
+rows' share and the seen levels' p-value, each against its own floor (`NoiseFloors.judge`).
 """
 
 from __future__ import annotations
@@ -46,6 +48,7 @@ KOLMOGOROV_SMIRNOV = "ks"
 CHI_SQUARE = "chisquare"
 Z_TEST = "z"
 ALL_MISSING = "all_missing"
+UNSEEN_SHARE = "unseen_share"  # chi-square's second floor: the day's rows in unseen levels
 _DISTANCES = (WASSERSTEIN, JENSEN_SHANNON)  # drift above a threshold; other tests: p-values
 # Evidently's display names, as they appear in its report (`ValueDrift(method=...)`).
 EVIDENTLY_METHOD_NAMES = {
@@ -225,8 +228,7 @@ def column_drift(
         drifted = score <= threshold if test == KOLMOGOROV_SMIRNOV else score < threshold
     floor, verdict = None, bool(drifted)
     if noise is not None and drifted:  # only a drifted verdict can be noise
-        floor = noise.floor(name, test, len(current_clean))
-        verdict = score > floor if test in _DISTANCES else score < floor
+        floor, verdict = noise.judge(name, test, reference, current_clean, score)
     return ColumnDrift(
         name,
         kind,
@@ -303,36 +305,81 @@ class NoiseFloors:
         estimated floor is rarely below the true one."""
         return max(NOISE_DRAWS, math.ceil(4 / (1 - self.quantile)))
 
+    def judge(
+        self,
+        column: str,
+        test: str,
+        reference: ColumnReference,
+        current: pd.Series,
+        score: float,
+    ) -> tuple[float, bool]:
+        """(floor, noise-aware verdict) for a column Evidently calls drifted.
+
+        Chi-square's p is 0 whenever the day holds a level the reference lacks, and sampling
+        alone often does that where the reference has rare levels: there the share of unseen
+        rows and the p-value of the seen levels are each held to their own floor (half the
+        column's false-alarm budget each), so neither a rare level nor a shift hides the other.
+        """
+        floor = self.floor(column, test, len(current))
+        if test in _DISTANCES:
+            return floor, score > floor
+        if test != CHI_SQUARE:
+            return floor, score < floor
+        seen_p, unseen = _chi_square_parts(reference, current)
+        return floor, unseen > self.floor(column, UNSEEN_SHARE, len(current)) or seen_p < floor
+
     def floor(self, column: str, test: str, size: int) -> float:
-        """The floor for a current side of `size` rows (simulated once per size bucket)."""
+        """The floor for a current side of `size` rows (simulated once per size bucket). For
+        chi-square, the floor of the seen levels' p-value; UNSEEN_SHARE: of the unseen rows."""
         reference_rows = len(self.profile.columns[column].values)
         current, pseudo_reference = _split_sizes(reference_rows, size)
         if current < 1:  # too small a reference to split: Evidently's threshold alone
+            if test == UNSEEN_SHARE:
+                return 0.0
             return DISTANCE_THRESHOLD if test in _DISTANCES else P_VALUE_THRESHOLD
-        key = f"{column}|{test}|{current}|{pseudo_reference}|q{self.quantile:.5f}"
+        base = CHI_SQUARE if test == UNSEEN_SHARE else test
+        key = f"{column}|{base}|{current}|{pseudo_reference}|q{self.quantile:.5f}"
+        if base == CHI_SQUARE:  # two floors per simulation (keys differ from p-only floors)
+            key = f"{key}|{'unseen' if test == UNSEEN_SHARE else 'seen'}"
         if key not in self.floors:
-            self.floors[key] = self._simulate(column, test, current, pseudo_reference)
+            self.floors.update(self._simulate(column, base, current, pseudo_reference, key))
         if test in _DISTANCES:  # their noise scales as sqrt(1/m + 1/n)
             actual = 1 / reference_rows + 1 / size
             simulated = 1 / pseudo_reference + 1 / current
             return self.floors[key] * math.sqrt(actual / simulated)
         return self.floors[key]
 
-    def _simulate(self, column: str, test: str, current: int, pseudo_reference: int) -> float:
+    def _simulate(
+        self, column: str, test: str, current: int, pseudo_reference: int, key: str
+    ) -> dict[str, float]:
         """The test's score between disjoint random splits of the reference into a pseudo-reference
         and a pseudo-current day: both sides' sampling noise, as a real day against it has."""
         numeric = column in self.numeric
         values = self.profile.columns[column].values.to_numpy()
         rng = np.random.default_rng([self.seed, current, pseudo_reference, len(values)])
+        chi_square = test == CHI_SQUARE
+        budget = (1 - self.quantile) / (2 if chi_square else 1)  # chi-square: two floors
         scores = []
-        for _ in range(self.draws):
+        for _ in range(self.draws * (2 if chi_square else 1)):
             drawn = rng.choice(len(values), pseudo_reference + current, replace=False)
             reference = ColumnReference.of(
                 pd.Series(values[drawn[current:]]), numeric, with_counts=test not in _ORDERED
             )
-            scores.append(_SCORERS[test](reference, pd.Series(values[drawn[:current]]), numeric))
+            day = pd.Series(values[drawn[:current]])
+            scores.append(
+                _chi_square_parts(reference, day)
+                if chi_square
+                else _SCORERS[test](reference, day, numeric)
+            )
+        if chi_square:
+            seen, unseen = np.array(scores).T
+            stem = key.rsplit("|", 1)[0]
+            return {
+                f"{stem}|seen": float(np.quantile(seen, budget)),
+                f"{stem}|unseen": float(np.quantile(unseen, 1 - budget)),
+            }
         distance = test in _DISTANCES
-        return float(np.quantile(scores, self.quantile if distance else 1 - self.quantile))
+        return {key: float(np.quantile(scores, 1 - budget if distance else budget))}
 
 
 def family_quantile(columns: int, threshold: float, alarms: float = FAMILY_ALARMS) -> float:
@@ -451,6 +498,20 @@ def _chi_square(reference: ColumnReference, current: pd.Series, numeric: bool) -
     )
     observed = current_counts.reindex(keys, fill_value=0).to_numpy()
     return float(chisquare(observed, expected)[1])
+
+
+def _chi_square_parts(reference: ColumnReference, current: pd.Series) -> tuple[float, float]:
+    """(chi-square p-value of the day's rows in levels the reference holds, share of its rows in
+    levels it lacks): the two things Evidently's p (0 whenever a level is unseen) mixes."""
+    from scipy.stats import chisquare
+
+    seen = current.isin(reference.counts.index)
+    unseen = 1 - float(seen.mean())
+    observed = current[seen].value_counts(sort=False).reindex(reference.counts.index, fill_value=0)
+    if observed.sum() == 0 or len(observed) < 2:
+        return 1.0, unseen  # nothing to compare among the seen levels
+    expected = reference.counts.to_numpy() * (observed.sum() / len(reference.values))
+    return float(chisquare(observed.to_numpy(), expected)[1]), unseen
 
 
 def _z_test(reference: ColumnReference, current: pd.Series, numeric: bool) -> float:
