@@ -235,6 +235,26 @@ def _broken(change) -> dict:
             "label: Value error, values ['1'] are both positive and negative",
         ),
         (lambda d: d.pop("label"), "label: Field required"),
+        (
+            lambda d: d["label"].update(task="regression"),
+            "label.task: Value error, regression labels are not supported yet: this version "
+            "trains binary classifiers only",
+        ),
+        (
+            lambda d: d["label"].update(task="multiclass", positive=["Gentoo"]),
+            "label.task: Value error, multiclass labels are not supported yet",
+        ),
+        (
+            lambda d: d["label"].update(task="ranking"),
+            "label.task: Value error, 'ranking' is not a task; expected one of binary, "
+            "multiclass, regression",
+        ),
+        (
+            lambda d: d["label"].pop("positive"),
+            "label.positive: Field required: a binary label lists the delivered values that mean "
+            "the positive class (e.g. positive: [1]); numeric (regression) and multi-class labels "
+            "are not supported yet",
+        ),
         (lambda d: d.update(name="Loan Default"), "name: String should match pattern"),
     ],
 )

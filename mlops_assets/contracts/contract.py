@@ -483,6 +483,12 @@ def _describe(path: Path, error: Any, overrides: Mapping[str, Any]) -> str:
             message = "unknown field (check the spelling; docs/bring-your-own-data.md lists them)"
         elif problem["type"] == "literal_error" and "expected" in problem.get("ctx", {}):
             message = f"{problem['input']!r} is not allowed; expected {problem['ctx']['expected']}"
+        elif problem["type"] == "missing" and location == "label.positive":
+            message = (
+                "Field required: a binary label lists the delivered values that mean the "
+                "positive class (e.g. positive: [1]); numeric (regression) and multi-class "
+                "labels are not supported yet"
+            )
         elif problem["type"] == "union_tag_invalid":
             context = problem.get("ctx", {})
             message = (

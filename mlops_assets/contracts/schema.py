@@ -97,15 +97,38 @@ class GeneratedColumn(_Strict):
         return self
 
 
+TASKS = ("binary", "multiclass", "regression")
+BUILT_TASKS = ("binary",)
+
+
 class Label(_Strict):
-    """The label column and which delivered values mean the positive (and negative) class."""
+    """The label column, its task, and which delivered values mean the positive (and negative)
+    class."""
 
     column: str
+    task: str = Field(
+        default="binary",
+        description="binary (positive/negative values); multiclass and regression are refused "
+        "at load until they are built",
+    )
     positive: list[str] = Field(min_length=1)
     negative: list[str] | None = Field(
         default=None, description="Omitted: every other non-missing value is negative"
     )
     description: str = ""
+
+    @field_validator("task")
+    @classmethod
+    def _built(cls, task: str) -> str:
+        if task not in TASKS:
+            raise ValueError(f"{task!r} is not a task; expected one of {', '.join(TASKS)}")
+        if task not in BUILT_TASKS:
+            raise ValueError(
+                f"{task} labels are not supported yet: this version trains binary classifiers "
+                "only (a label whose values name a positive and a negative class); "
+                "docs/bring-your-own-data.md says what a contract can hold"
+            )
+        return task
 
     @field_validator("positive", "negative", mode="before")
     @classmethod
