@@ -49,6 +49,7 @@ CHI_SQUARE = "chisquare"
 Z_TEST = "z"
 ALL_MISSING = "all_missing"
 UNSEEN_SHARE = "unseen_share"  # chi-square's second floor: the day's rows in unseen levels
+_CHI_SQUARE_SEEN = "chisquare_seen"  # its first, cached apart from the older p-only floors
 _DISTANCES = (WASSERSTEIN, JENSEN_SHANNON)  # drift above a threshold; other tests: p-values
 # Evidently's display names, as they appear in its report (`ValueDrift(method=...)`).
 EVIDENTLY_METHOD_NAMES = {
@@ -325,7 +326,8 @@ class NoiseFloors:
             return floor, score > floor
         if test != CHI_SQUARE:
             return floor, score < floor
-        seen_p, unseen = _chi_square_parts(reference, current)
+        # p > 0: no unseen level, and Evidently's p is already the seen levels' p
+        seen_p, unseen = (score, 0.0) if score > 0 else _chi_square_parts(reference, current)
         return floor, unseen > self.floor(column, UNSEEN_SHARE, len(current)) or seen_p < floor
 
     def floor(self, column: str, test: str, size: int) -> float:
@@ -337,30 +339,35 @@ class NoiseFloors:
             if test == UNSEEN_SHARE:
                 return 0.0
             return DISTANCE_THRESHOLD if test in _DISTANCES else P_VALUE_THRESHOLD
-        base = CHI_SQUARE if test == UNSEEN_SHARE else test
-        key = f"{column}|{base}|{current}|{pseudo_reference}|q{self.quantile:.5f}"
-        if base == CHI_SQUARE:  # two floors per simulation (keys differ from p-only floors)
-            key = f"{key}|{'unseen' if test == UNSEEN_SHARE else 'seen'}"
-        if key not in self.floors:
-            self.floors.update(self._simulate(column, base, current, pseudo_reference, key))
+
+        def key(name: str) -> str:
+            return f"{column}|{name}|{current}|{pseudo_reference}|q{self.quantile:.5f}"
+
+        stored = _CHI_SQUARE_SEEN if test == CHI_SQUARE else test
+        if key(stored) not in self.floors:
+            simulated_test = CHI_SQUARE if test == UNSEEN_SHARE else test
+            for name, value in self._simulate(column, simulated_test, current, pseudo_reference):
+                self.floors[key(name)] = value
         if test in _DISTANCES:  # their noise scales as sqrt(1/m + 1/n)
             actual = 1 / reference_rows + 1 / size
             simulated = 1 / pseudo_reference + 1 / current
-            return self.floors[key] * math.sqrt(actual / simulated)
-        return self.floors[key]
+            return self.floors[key(stored)] * math.sqrt(actual / simulated)
+        return self.floors[key(stored)]
 
     def _simulate(
-        self, column: str, test: str, current: int, pseudo_reference: int, key: str
-    ) -> dict[str, float]:
+        self, column: str, test: str, current: int, pseudo_reference: int
+    ) -> list[tuple[str, float]]:
         """The test's score between disjoint random splits of the reference into a pseudo-reference
-        and a pseudo-current day: both sides' sampling noise, as a real day against it has."""
+        and a pseudo-current day: both sides' sampling noise, as a real day against it has.
+        (floor name, floor) pairs: chi-square gives two, each at half the column's budget."""
         numeric = column in self.numeric
         values = self.profile.columns[column].values.to_numpy()
         rng = np.random.default_rng([self.seed, current, pseudo_reference, len(values)])
         chi_square = test == CHI_SQUARE
-        budget = (1 - self.quantile) / (2 if chi_square else 1)  # chi-square: two floors
+        floors = 2 if chi_square else 1
+        budget = (1 - self.quantile) / floors
         scores = []
-        for _ in range(self.draws * (2 if chi_square else 1)):
+        for _ in range(self.draws * floors):
             drawn = rng.choice(len(values), pseudo_reference + current, replace=False)
             reference = ColumnReference.of(
                 pd.Series(values[drawn[current:]]), numeric, with_counts=test not in _ORDERED
@@ -373,13 +380,11 @@ class NoiseFloors:
             )
         if chi_square:
             seen, unseen = np.array(scores).T
-            stem = key.rsplit("|", 1)[0]
-            return {
-                f"{stem}|seen": float(np.quantile(seen, budget)),
-                f"{stem}|unseen": float(np.quantile(unseen, 1 - budget)),
-            }
-        distance = test in _DISTANCES
-        return {key: float(np.quantile(scores, 1 - budget if distance else budget))}
+            return [
+                (_CHI_SQUARE_SEEN, float(np.quantile(seen, budget))),
+                (UNSEEN_SHARE, float(np.quantile(unseen, 1 - budget))),
+            ]
+        return [(test, float(np.quantile(scores, 1 - budget if test in _DISTANCES else budget)))]
 
 
 def family_quantile(columns: int, threshold: float, alarms: float = FAMILY_ALARMS) -> float:
