@@ -25,7 +25,8 @@ import dagster as dg
 from mlops_assets import keys
 from mlops_assets.contracts import DataContract
 from mlops_assets.definitions import build_definitions
-from mlops_assets.keys import CONTRACT_TAG, TRIGGER_TAG
+from mlops_assets.keys import CONTRACT_TAG, RETRY_OF_TAG, TRIGGER_TAG
+from mlops_assets.monitoring.sensors import awaits_retry
 from mlops_assets.processes import stop
 from mlops_assets.settings import PlatformSettings
 
@@ -209,15 +210,24 @@ def wait_for_automation(
     instance: dg.DagsterInstance, contract: str, seen: set[str], timeout: float = 900
 ) -> list[Retraining]:
     """The runs the contract's sensors launched (retraining, rollback) that are not in `seen`,
-    once every such run has finished; their ids are added to `seen`."""
+    once every such run has finished and each that failed on infrastructure has been requested
+    again (`awaits_retry`); their ids are added to `seen`."""
     deadline = time.monotonic() + timeout
 
     def launched() -> list[dg.DagsterRun]:
         runs = instance.get_runs(dg.RunsFilter(tags={CONTRACT_TAG: contract}))
         return [run for run in reversed(runs) if TRIGGER_TAG in run.tags]
 
+    def settled(runs: list[dg.DagsterRun]) -> bool:
+        retried = {run.tags.get(RETRY_OF_TAG) for run in runs}
+        return all(run.status in FINISHED for run in runs) and all(
+            run.run_id in retried or not awaits_retry(instance, run)
+            for run in runs
+            if run.run_id not in seen
+        )
+
     runs = launched()
-    while any(run.status not in FINISHED for run in runs):
+    while not settled(runs):
         if time.monotonic() > deadline:
             raise TimeoutError(f"runs of {contract} did not finish within {timeout:.0f}s")
         time.sleep(0.25)

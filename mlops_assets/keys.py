@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 import dagster as dg
+from dagster._utils.error import SerializableErrorInfo
 
 # Asset stages: the last part of each asset key.
 RAW = "raw"
@@ -40,6 +41,10 @@ CONTRACT_TAG = "mlops/contract"
 TRAINING_SINCE_TAG = "mlops/training_since"
 # The champion a sensor-launched retraining was measured against (drift reference, or served).
 REFERENCE_VERSION_TAG = "mlops/reference_version"
+# A sensor's new request for a retraining that failed on infrastructure: which run it repeats,
+# and the how-many-th attempt at the same request it is (the first carries no tag).
+RETRY_OF_TAG = "mlops/retry_of"
+ATTEMPT_TAG = "mlops/attempt"
 
 
 def op_name(key: dg.AssetKey) -> str:
@@ -113,26 +118,53 @@ _DATABASE_GONE = (
 )
 
 
+_TRANSIENT_NAMES = (
+    "MlflowUnavailableError",
+    "ConnectionError",
+    "ConnectionRefusedError",
+    "ConnectionResetError",
+    "TimeoutError",
+    "ReadTimeout",
+    "ConnectTimeout",
+    "MaxRetryError",
+)
+
+
+def _transient_by_name(name: str, message: str) -> bool:
+    """Whether an error of class `name` saying `message` can heal by waiting: a connection that
+    failed, or a database locked, restarting or out of reach."""
+    if name in _TRANSIENT_NAMES:
+        return True  # also requests / urllib3 errors, without importing them
+    if name in ("OperationalError", "DagsterPostgresException"):
+        return any(sign in message.lower() for sign in _DATABASE_GONE)
+    # MLflow wraps connection failures of its HTTP client
+    return name == "MlflowException" and (
+        "TEMPORARILY_UNAVAILABLE" in message
+        or ("API request to" in message and "failed with exception" in message)
+    )
+
+
 def is_transient(error: BaseException) -> bool:
     """Whether retrying can help: the tracking server unreachable, a 5xx, a database locked or
     restarting."""
-    from mlops_assets.registry.mlflow import MlflowUnavailableError
-
-    if isinstance(error, (MlflowUnavailableError, ConnectionError, TimeoutError)):
+    if isinstance(error, (ConnectionError, TimeoutError)):
         return True
     name = type(error).__name__
-    if name in ("ConnectionError", "ReadTimeout", "ConnectTimeout", "MaxRetryError"):
-        return True  # requests / urllib3, without importing them
-    if name in ("OperationalError", "DagsterPostgresException") and any(
-        sign in str(error).lower() for sign in _DATABASE_GONE
-    ):
-        return True  # a locked SQLite store; a PostgreSQL instance restarting or out of reach
     if name == "RestException":  # the tracking server answered: only a 5xx can heal
         return error.get_http_status_code() >= 500  # type: ignore[attr-defined]
-    if name == "MlflowException":  # MLflow wraps connection failures of its HTTP client
-        return getattr(error, "error_code", "") == "TEMPORARILY_UNAVAILABLE" or (
-            "API request to" in str(error) and "failed with exception" in str(error)
-        )
+    if name == "MlflowException" and getattr(error, "error_code", "") == "TEMPORARILY_UNAVAILABLE":
+        return True
+    return _transient_by_name(name, str(error))
+
+
+def failed_on_infrastructure(error: SerializableErrorInfo | None) -> bool:
+    """Whether a step's recorded error, or one it was raised from, can heal by waiting. Dagster
+    records an error of its own (an event it could not write to a database that went away) as it
+    is, a step's error after its retries as the cause of the step's."""
+    while error is not None:
+        if _transient_by_name(error.cls_name or "", error.message):
+            return True
+        error = error.cause or error.context
     return False
 
 

@@ -5,7 +5,9 @@ from pathlib import Path
 
 import dagster as dg
 import pytest
+from dagster._core.events import DagsterEvent, StepFailureData
 from dagster._core.test_utils import create_run_for_test
+from dagster._utils.error import SerializableErrorInfo
 
 from mlops_assets import keys
 from mlops_assets.definitions import build_definitions
@@ -425,6 +427,66 @@ def test_after_a_retraining_that_left_the_champion_in_place_neither_sensor_retra
     performance = evaluate_performance(home, instance)
     assert not performance.run_requests
     assert "not again against v1" in performance.skip_reason.skip_message
+
+
+def failed_run(instance, request: dg.RunRequest, cls_name: str, message: str) -> dg.DagsterRun:
+    """A retraining run that failed in its training step with this error, as Dagster records an
+    error of its own (an event it could not write) or a step's error after its retries."""
+    run = create_run_for_test(
+        instance,
+        job_name=keys.training_job("loan_default"),
+        status=dg.DagsterRunStatus.FAILURE,
+        run_config=request.run_config,
+        tags={
+            **request.tags,
+            "dagster/partition": request.partition_key,
+            "dagster/failure_reason": "STEP_FAILURE",
+        },
+    )
+    instance.report_dagster_event(
+        DagsterEvent(
+            event_type_value=dg.DagsterEventType.STEP_FAILURE.value,
+            job_name=run.job_name,
+            step_key="loan_default__trained_model",
+            event_specific_data=StepFailureData(
+                error=SerializableErrorInfo(message, [], cls_name), user_failure_data=None
+            ),
+        ),
+        run_id=run.run_id,
+    )
+    return run
+
+
+def test_a_retraining_that_lost_its_database_is_requested_again_and_settles_nothing(home, instance):
+    """PostgreSQL restarted under a drift retraining's step: the sensor requests the same
+    retraining again at once (same partition, config and reason; at most three attempts), and
+    such a run never counts as "already retrained against v1"."""
+    contract = "loan_default"
+    report(instance, contract, "2026-01-06", 0.5, version="1")
+    first = evaluate(home, contract, instance)
+    [request] = first.run_requests
+    gone = "(psycopg2.OperationalError) server closed the connection unexpectedly"
+    run = failed_run(instance, request, "OperationalError", gone)
+    [again] = evaluate(home, contract, instance, cursor=first.cursor).run_requests
+    assert (again.partition_key, again.run_config) == (request.partition_key, request.run_config)
+    assert again.tags == {**request.tags, keys.RETRY_OF_TAG: run.run_id, keys.ATTEMPT_TAG: "2"}
+    second = failed_run(instance, again, "OperationalError", gone)
+    [third] = evaluate(home, contract, instance, cursor=first.cursor).run_requests
+    assert third.tags[keys.ATTEMPT_TAG] == "3"
+    failed_run(instance, third, "OperationalError", gone)
+    exhausted = evaluate(home, contract, instance, cursor=first.cursor)
+    assert not exhausted.run_requests  # three attempts: a person looks at the database
+    assert second.run_id != run.run_id
+
+    # the error of the step's own code is no infrastructure failure: nothing is requested again,
+    # and that run settles drift against v1 for the budget window
+    report(instance, contract, "2026-01-07", 0.5, version="2")
+    [fresh] = evaluate(home, contract, instance, cursor=first.cursor).run_requests
+    failed_run(instance, fresh, "KeyError", "'income'")
+    assert not evaluate(home, contract, instance, cursor=first.cursor).run_requests
+    report(instance, contract, "2026-01-08", 0.5, version="2")
+    later = evaluate(home, contract, instance, cursor=first.cursor)
+    assert "already retrained against v2" in later.skip_reason.skip_message
 
 
 def test_performance_retraining_waits_for_a_rollback_that_is_due(home, instance):

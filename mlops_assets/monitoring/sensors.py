@@ -17,15 +17,18 @@ import dagster as dg
 
 from mlops_assets.contracts import DataContract
 from mlops_assets.keys import (
+    ATTEMPT_TAG,
     CONTRACT_TAG,
     DRIFT_REPORT,
     MODEL_PERFORMANCE,
     REFERENCE_VERSION_TAG,
     REGISTERED_MODEL_VERSION,
+    RETRY_OF_TAG,
     TRAINING_SET,
     TRAINING_SINCE_TAG,
     TRIGGER_TAG,
     UNUSABLE_TRAINING_SET,
+    failed_on_infrastructure,
     op_name,
     performance_sensor,
     retraining_sensor,
@@ -76,6 +79,9 @@ def build_retraining_sensor(
     )
     def drift_retraining_sensor(context: dg.SensorEvaluationContext) -> dg.SensorResult:
         instance = context.instance
+        retry = infrastructure_retry(instance, job_name, "drift")
+        if retry is not None:
+            return dg.SensorResult(run_requests=[retry], cursor=context.cursor)
         records = _new_materializations(instance, drift_key, context.cursor)
         if not records:
             return dg.SensorResult(skip_reason="No new drift reports")
@@ -200,12 +206,61 @@ def _retrained_against(
 
 def _inconclusive(instance: dg.DagsterInstance, run: dg.DagsterRun) -> bool:
     """Whether a failed retraining says nothing about the champion: its training set was unusable
-    for the data's shape, or its challenger was refused within noise."""
+    for the data's shape, it failed on infrastructure, or its challenger was refused within noise."""
     for entry in instance.all_logs(run.run_id, of_type=dg.DagsterEventType.STEP_FAILURE):
-        failure = entry.dagster_event.event_specific_data.user_failure_data
-        if failure is not None and UNUSABLE_TRAINING_SET in failure.metadata:
+        failure = entry.dagster_event.event_specific_data
+        if failed_on_infrastructure(failure.error) or (
+            failure.user_failure_data is not None
+            and UNUSABLE_TRAINING_SET in failure.user_failure_data.metadata
+        ):
             return True
     return _refused_within_noise(instance, run)
+
+
+# Attempts at one sensor request whose runs failed on infrastructure (~10 s each to fail).
+MAX_INFRASTRUCTURE_ATTEMPTS = 3
+
+
+def awaits_retry(instance: dg.DagsterInstance, run: dg.DagsterRun) -> bool:
+    """Whether the sensor that launched `run` requests it again: it failed because a database or
+    the tracking server went away (after its steps' own retries), and attempts remain."""
+    if run.status != dg.DagsterRunStatus.FAILURE or run.tags.get(TRIGGER_TAG) not in (
+        "drift",
+        "performance",
+    ):
+        return False
+    if int(run.tags.get(ATTEMPT_TAG, "1")) >= MAX_INFRASTRUCTURE_ATTEMPTS:
+        return False
+    return any(
+        failed_on_infrastructure(entry.dagster_event.event_specific_data.error)
+        for entry in instance.all_logs(run.run_id, of_type=dg.DagsterEventType.STEP_FAILURE)
+    )
+
+
+def infrastructure_retry(
+    instance: dg.DagsterInstance, job_name: str, trigger: str
+) -> dg.RunRequest | None:
+    """The request again, when the latest `trigger` run of the retraining job failed on
+    infrastructure: the drift or performance that asked for it is still unanswered, and a
+    database restart must not cost a day (a later report would otherwise retrain)."""
+    if _in_flight(instance, job_name):
+        return None
+    latest = instance.get_run_records(
+        dg.RunsFilter(job_name=job_name, tags={TRIGGER_TAG: trigger}), limit=1
+    )
+    if not latest or not awaits_retry(instance, run := latest[0].dagster_run):
+        return None
+    attempt = int(run.tags.get(ATTEMPT_TAG, "1")) + 1
+    return dg.RunRequest(
+        run_key=f"retry:{run.run_id}",
+        partition_key=run.tags.get("dagster/partition"),
+        run_config=run.run_config,
+        tags={
+            **{name: value for name, value in run.tags.items() if name.startswith("mlops/")},
+            RETRY_OF_TAG: run.run_id,
+            ATTEMPT_TAG: str(attempt),
+        },
+    )
 
 
 def _refused_within_noise(instance: dg.DagsterInstance, run: dg.DagsterRun) -> bool:
@@ -334,6 +389,9 @@ def build_performance_sensor(
     )
     def performance_retraining_sensor(context: dg.SensorEvaluationContext) -> dg.SensorResult:
         instance = context.instance
+        retry = infrastructure_retry(instance, retraining_job.name, "performance")
+        if retry is not None:
+            return dg.SensorResult(run_requests=[retry], cursor=context.cursor)
         tick = _served_days(instance, performance_key, context.cursor, window_days)
         if tick is None:
             return dg.SensorResult(skip_reason="No new model_performance materializations")
