@@ -30,7 +30,7 @@ from mlops_assets.definitions import build_definitions
 from mlops_assets.io_manager import read_partition
 from mlops_assets.serving.online import model_server
 from mlops_assets.settings import PlatformSettings
-from mlops_assets.training.model import positive_probability
+from mlops_assets.training.model import predict
 
 DAYS = [f"2026-01-{day:02d}" for day in range(1, 9)]
 
@@ -71,10 +71,10 @@ def main() -> None:
         single_local = []
         for i in range(args.requests):
             start = time.perf_counter()
-            positive_probability(model, features.iloc[[i % len(features)]], contract)
+            predict(model, features.iloc[[i % len(features)]], contract)
             single_local.append(time.perf_counter() - start)
         start = time.perf_counter()
-        expected = positive_probability(model, batch, contract)
+        expected = predict(model, batch, contract)
         batch_local = time.perf_counter() - start
 
         with model_server(settings, contract, Path(folder) / "serve.log") as base:

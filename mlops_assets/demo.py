@@ -335,11 +335,11 @@ def online_prediction(
     import numpy as np
 
     from mlops_assets.serving.online import model_server, predict_online
-    from mlops_assets.training.model import positive_probability
+    from mlops_assets.training.model import predict
 
     features = day_features(defs, contract, day).head(rows)
     champion, model = defs.resources["mlflow"].model_of(contract).load_champion()
-    expected = positive_probability(model, features, contract)
+    expected = predict(model, features, contract)
     log = settings.home / "logs" / "serve.log"
     with model_server(settings, contract, log) as url:
         started = time.perf_counter()

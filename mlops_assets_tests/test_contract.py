@@ -173,7 +173,17 @@ def _broken(change) -> dict:
         ),
         (
             lambda d: d["gates"]["bias"].update(metric="precision"),
-            "gates.bias.metric: 'precision' is not allowed",
+            "gates.bias.metric: 'precision' is not a binary metric; "
+            "expected one of recall, approval_rate",
+        ),
+        (
+            lambda d: d["gates"]["bias"].update(metric="relative_absolute_error"),
+            "gates.bias.metric: 'relative_absolute_error' is not a binary metric",
+        ),
+        (
+            lambda d: d["model"].update(estimator="linear_regression", params={}),
+            "model.estimator: linear_regression is not a binary estimator; expected one of "
+            "hist_gradient_boosting, logistic_regression, random_forest, or module:function",
         ),
         (
             lambda d: d["gates"]["bias"].update(max_gap=-0.1),
@@ -190,7 +200,7 @@ def _broken(change) -> dict:
         (
             lambda d: d["model"].update(estimator="lightgbm"),
             "model: Value error, estimator 'lightgbm' is neither a built-in estimator "
-            "(hist_gradient_boosting, logistic_regression, random_forest) nor module:function",
+            "(hist_gradient_boosting, logistic_regression, linear_regression, random_forest) nor module:function",
         ),
         (
             lambda d: d["model"].update(estimator="no_such_team_module:make"),

@@ -19,8 +19,7 @@ from mlops_assets.training.gates import (
 from mlops_assets.training.model import (
     SPLIT,
     build_pipeline,
-    classification_metrics,
-    positive_probability,
+    predict,
     split_by_time,
 )
 from mlops_assets_tests.conftest import LOAN
@@ -50,16 +49,16 @@ def test_pipeline_learns_and_tolerates_unseen_levels(features):
     train, validation = split[split[SPLIT] == "train"], split[split[SPLIT] == "validation"]
     model = build_pipeline(LOAN)
     model.fit(train[LOAN.feature_columns], train["defaulted"].astype(int))
-    probability = positive_probability(model, validation, LOAN)
-    metrics = classification_metrics(validation["defaulted"].astype(int).to_numpy(), probability)
+    probability = predict(model, validation, LOAN)
+    metrics = LOAN.task.metrics(validation["defaulted"].astype(int).to_numpy(), probability)
     assert metrics["roc_auc"] > 0.65
     assert 0 < metrics["brier"] < 0.25
     novel = validation.head(3).assign(loan_purpose="timeshare", employment_length_years=np.nan)
-    assert np.isfinite(positive_probability(model, novel, LOAN)).all()
+    assert np.isfinite(predict(model, novel, LOAN)).all()
 
 
 def test_metrics_with_one_class_report_nan_auc_instead_of_crashing():
-    metrics = classification_metrics(np.array([0, 0, 0]), np.array([0.1, 0.2, 0.3]))
+    metrics = LOAN.task.metrics(np.array([0, 0, 0]), np.array([0.1, 0.2, 0.3]))
     assert np.isnan(metrics["roc_auc"]) and metrics["positive_rate"] == 0
 
 
@@ -112,7 +111,7 @@ def test_bias_gap_by_group():
     )
     assert bias_gap(small_groups, "home_ownership", "recall", 0.1).name == BIAS_GAP
     assert bias_gap(small_groups, "home_ownership", "recall", 0.1).passed  # nothing to compare
-    with pytest.raises(ValueError, match="bias metric must be one of"):
+    with pytest.raises(ValueError, match="bias metric of a binary model must be one of"):
         group_rates(labels, probability, groups, "precision", 0.5, 1)
 
 

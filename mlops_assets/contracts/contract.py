@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import importlib
 import inspect
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from functools import cached_property
@@ -35,6 +36,7 @@ from mlops_assets.contracts.schema import (
     DerivedCategoricalFeature,
     NumericFeature,
 )
+from mlops_assets.tasks import Task, task_named
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -137,6 +139,11 @@ class DataContract:
     @property
     def label_column(self) -> str:
         return self.spec.label.column
+
+    @property
+    def task(self) -> Task:
+        """What the label's task decides: estimators, predictions, metrics, gates (`tasks`)."""
+        return task_named(self.spec.label.task)
 
     @property
     def generates_id(self) -> bool:
@@ -494,6 +501,9 @@ def _describe(path: Path, error: Any, overrides: Mapping[str, Any]) -> str:
             message = (
                 f"{context.get('tag')!r} is not allowed; expected {context.get('expected_tags')}"
             )
+        named = re.match(r"^Value error, ([\w.]+): (.*)$", message, re.DOTALL)
+        if not location and named:  # a check across fields names the field it is about
+            location, message = named.groups()
         source = f" (from {variables[location]})" if location in variables else ""
         lines.append(f"{path}: {location or 'file'}: {message}{source}")
     return "\n".join(lines)

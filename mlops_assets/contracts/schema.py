@@ -19,6 +19,8 @@ from pydantic import (
     model_validator,
 )
 
+from mlops_assets.tasks import task_named
+
 NAME_PATTERN = r"^[a-z][a-z0-9_]{0,39}$"  # used in asset keys, job, sensor and resource names
 
 
@@ -184,9 +186,14 @@ class RandomForestParams(_Strict):
     random_state: int = 7
 
 
+class LinearRegressionParams(_Strict):
+    alpha: float = Field(default=1.0, ge=0, description="L2 penalty (scikit-learn's Ridge)")
+
+
 ESTIMATOR_PARAMS: dict[str, type[_Strict]] = {
     "hist_gradient_boosting": HistGradientBoostingParams,
     "logistic_regression": LogisticRegressionParams,
+    "linear_regression": LinearRegressionParams,
     "random_forest": RandomForestParams,
 }
 
@@ -269,13 +276,23 @@ class TrainingSettings(_Strict):
 
 class BiasGate(_Strict):
     column: str
-    metric: Literal["recall", "approval_rate"] = "recall"
+    metric: str = Field(
+        default="recall",
+        description="binary: recall or approval_rate; regression: relative_absolute_error",
+    )
     max_gap: float = Field(default=0.25, ge=0, le=1)
     min_group_rows: int = Field(default=50, ge=1)
 
 
 class GateSettings(_Strict):
-    min_roc_auc: float = Field(default=0.7, ge=0, le=1)
+    min_roc_auc: float = Field(default=0.7, ge=0, le=1, description="binary: the quality floor")
+    min_improvement_over_baseline: float = Field(
+        default=0.1,
+        gt=-1,
+        lt=1,
+        description="regression: the quality floor, 1 - RMSE / RMSE of predicting the training "
+        "rows' mean, on the validation rows",
+    )
     min_absolute_change: float | None = Field(default=-0.01, ge=-1, le=1)
     min_relative_change: float | None = Field(default=None, ge=-1, le=10)
     comparison: Literal["paired_bootstrap", "point"] = Field(
@@ -393,6 +410,21 @@ class ContractFile(_Strict):
     performance: PerformanceSettings | None = PerformanceSettings()
     ingestion: IngestionSettings = IngestionSettings()
     source: Source
+
+    @model_validator(mode="after")
+    def _fits_the_task(self) -> ContractFile:
+        task = task_named(self.label.task)
+        if self.model.factory is None and self.model.estimator not in task.estimators:
+            raise ValueError(
+                f"model.estimator: {self.model.estimator} is not a {task.name} estimator; "
+                f"expected one of {', '.join(task.estimators)}, or module:function"
+            )
+        if self.gates.bias is not None and self.gates.bias.metric not in task.bias_metrics:
+            raise ValueError(
+                f"gates.bias.metric: {self.gates.bias.metric!r} is not a {task.name} metric; "
+                f"expected one of {', '.join(task.bias_metrics)}"
+            )
+        return self
 
 
 def expand_variables(text: str, environ: dict[str, str]) -> str:

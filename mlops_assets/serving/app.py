@@ -138,9 +138,9 @@ class ServedModel:
     alias: str | None
 
     def predict(self, frame: pd.DataFrame) -> list[list[float]]:
-        from mlops_assets.training.model import positive_probability
+        from mlops_assets.training.model import predict
 
-        positive = positive_probability(self.pipeline, frame, self.contract)
+        positive = predict(self.pipeline, frame, self.contract)
         return [[float(1 - p), float(p)] for p in positive]
 
 

@@ -22,7 +22,7 @@ from mlops_assets.monitoring.metrics import (
     prediction_metrics,
 )
 from mlops_assets.registry.mlflow import MlflowRegistry, RegisteredModel, RegistryError
-from mlops_assets.training.model import classification_metrics, positive_probability
+from mlops_assets.training.model import predict
 
 # Version tags written at registration: the size of the validation set behind its ROC AUC.
 VALIDATION_COUNTS = ("validation_rows", "validation_positives")
@@ -239,7 +239,7 @@ def score(
     import numpy as np
     import pandas as pd
 
-    probability = positive_probability(model, features, contract)
+    probability = predict(model, features, contract)
     flagged = probability >= contract.spec.model.decision_threshold
     predictions = pd.DataFrame(
         {
@@ -248,7 +248,7 @@ def score(
             "score": probability,
             "decision": pd.Series(flagged).map({True: "positive", False: "negative"}).to_numpy(),
             "model_version": version,
-            "shadow_score": positive_probability(shadow[1], features, contract)
+            "shadow_score": predict(shadow[1], features, contract)
             if shadow
             else np.full(len(features), np.nan),
             "shadow_version": pd.Series(
@@ -277,14 +277,14 @@ def served_performance(
         labelled[labelled["shadow_score"].notna()] if "shadow_score" in labelled else labelled[:0]
     )
     shadow_scores = (
-        classification_metrics(
-            shadowed[label].astype(int).to_numpy(), shadowed["shadow_score"].to_numpy()
+        contract.task.metrics(
+            contract.task.labels(shadowed, label), shadowed["shadow_score"].to_numpy()
         )["roc_auc"]
         if len(shadowed)
         else float("nan")
     )
     scores = (
-        classification_metrics(labelled[label].astype(int).to_numpy(), labelled["score"].to_numpy())
+        contract.task.metrics(contract.task.labels(labelled, label), labelled["score"].to_numpy())
         if len(labelled)
         else dict.fromkeys(
             ("roc_auc", "pr_auc", "brier", "log_loss", "positive_rate"), float("nan")

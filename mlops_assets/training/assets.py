@@ -40,9 +40,8 @@ from mlops_assets.training.model import (
     TRAIN,
     VALIDATION,
     build_pipeline,
-    classification_metrics,
     features_and_label,
-    positive_probability,
+    predict,
     split_by_time,
 )
 
@@ -282,24 +281,11 @@ def _training_set_problem(contract: DataContract, labelled: Table) -> str | None
     min_rows = contract.spec.training.min_labelled_rows
     if len(labelled) < min_rows:
         return f"{len(labelled)} labelled rows, fewer than training.min_labelled_rows={min_rows}"
-    label = labelled[contract.label_column].astype(int)
-    positives = int(label.sum())
-    if positives in (0, len(labelled)):
-        return (
-            f"all {len(labelled)} labelled rows are {'positive' if positives else 'negative'}: "
-            f"the model needs both classes (widen training.window_days or training.since)"
-        )
-    for split in (TRAIN, VALIDATION):
-        rows = label[labelled[SPLIT] == split]
-        if rows.nunique() < 2:
-            held = "positive" if rows.iloc[0] == 1 else "negative"
-            return (
-                f"the {split} split ({len(rows)} of {len(labelled)} rows, by event time) holds only "
-                f"{held} rows although the set has {positives} positive(s): the classes are "
-                f"bunched in time; widen training.window_days or change "
-                f"training.validation_fraction={contract.spec.training.validation_fraction}"
-            )
-    return None
+    return contract.task.problem(
+        contract.task.labels(labelled, contract.label_column),
+        labelled[SPLIT].to_numpy(),
+        contract.spec.training.validation_fraction,
+    )
 
 
 def _training_set_metadata(
@@ -371,12 +357,10 @@ def _train_and_log(
         pipeline.fit(features, labels)
         _require_trusted(pipeline, contract)
         _, validation_labels = features_and_label(validation, contract)
-        metrics = classification_metrics(
-            validation_labels, positive_probability(pipeline, validation, contract)
-        )
-        train_metrics = classification_metrics(
-            labels, positive_probability(pipeline, train, contract)
-        )
+        task = contract.task
+        baseline = task.baseline(labels)
+        metrics = task.metrics(validation_labels, predict(pipeline, validation, contract), baseline)
+        train_metrics = task.metrics(labels, predict(pipeline, train, contract), baseline)
         mlflow.log_params(
             {
                 "estimator": model.estimator,
@@ -394,11 +378,9 @@ def _train_and_log(
         model_info = mlflow.sklearn.log_model(
             pipeline,
             name="model",
-            signature=_signature(
-                features.head(200), positive_probability(pipeline, train.head(200), contract)
-            ),
+            signature=_signature(features.head(200), predict(pipeline, train.head(200), contract)),
             input_example=features.head(5),
-            pyfunc_predict_fn="predict_proba",
+            pyfunc_predict_fn=task.predict_method,
             pip_requirements=model_requirements(contract),
             skops_trusted_types=[*SKOPS_TRUSTED_TYPES, *contract.trusted_types],
         )

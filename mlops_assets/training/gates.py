@@ -12,27 +12,22 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from mlops_assets.contracts import DataContract
-from mlops_assets.training.model import (
-    classification_metrics,
-    features_and_label,
-    positive_probability,
-)
+from mlops_assets.tasks import Binary, Metric, Task
+from mlops_assets.training.model import features_and_label, predict
 
 if TYPE_CHECKING:
     import numpy as np
     import pandas as pd
 
-# The challenger-vs-champion comparison: a paired bootstrap of the ROC AUC difference on the
-# same validation rows, this many draws, and the two-sided interval's confidence.
+# The challenger-vs-champion comparison: a paired bootstrap of the gate metric's difference on
+# the same validation rows, this many draws, and the two-sided interval's confidence.
 BOOTSTRAP_DRAWS = 1000
 CONFIDENCE = 0.95
-_DRAWS_PER_CHUNK = 100  # bounds memory: a chunk holds draws x rows weights
 
 QUALITY_FLOOR = "quality_floor"
 CHALLENGER_VS_CHAMPION = "challenger_not_worse_than_champion"
 BIAS_GAP = "bias_gap_within_limit"
 GATE_NAMES = (QUALITY_FLOOR, CHALLENGER_VS_CHAMPION, BIAS_GAP)
-BIAS_METRICS = ("recall", "approval_rate")
 
 
 @dataclass(frozen=True)
@@ -43,13 +38,14 @@ class GateResult:
     numbers: dict[str, Any] = field(default_factory=dict)
 
 
-def quality_floor(roc_auc: float, min_roc_auc: float) -> GateResult:
-    passed = not math.isnan(roc_auc) and roc_auc >= min_roc_auc
+def quality_floor(value: float, floor: float, metric: Metric = Binary.metric) -> GateResult:
+    """Whether the validation `metric` (higher is better) is at least `floor`."""
+    passed = not math.isnan(value) and value >= floor
     return GateResult(
         QUALITY_FLOOR,
         passed,
-        f"validation ROC AUC {roc_auc:.4f} {'>=' if passed else '<'} floor {min_roc_auc:.4f}",
-        {"roc_auc": roc_auc, "min_roc_auc": min_roc_auc},
+        f"validation {metric.title} {value:.4f} {'>=' if passed else '<'} floor {floor:.4f}",
+        {metric.name: value, f"min_{metric.name}": floor},
     )
 
 
@@ -60,15 +56,17 @@ def challenger_vs_champion(
     min_absolute_change: float | None,
     min_relative_change: float | None,
     interval: tuple[float, float] | None = None,
+    metric: Metric = Binary.metric,
 ) -> GateResult:
-    """Whether the challenger is not worse than the champion (MLflow `MetricThreshold` semantics
-    for the point change, plus a paired bootstrap interval when given).
+    """Whether the challenger is not worse than the champion on `metric` (MLflow
+    `MetricThreshold` semantics for the point change, plus a paired bootstrap interval when given).
 
-    The challenger passes when `challenger - champion >= min_absolute_change` and
-    `(challenger - champion) / champion >= min_relative_change` (each only when set; negative
-    values tolerate a bounded regression) and, with `interval` (the confidence interval of the
-    difference from `paired_bootstrap`), unless the whole interval lies below zero: a tolerance
-    then cannot promote a model the data show to be worse, however small the difference. With no
+    The change is the improvement in the metric's direction (challenger - champion for ROC AUC,
+    champion - challenger for RMSE). The challenger passes when `change >= min_absolute_change`
+    and `change / |champion| >= min_relative_change` (each only when set; negative values
+    tolerate a bounded regression) and, with `interval` (the confidence interval of the change
+    from `Task.paired_interval`), unless the whole interval lies below zero: a tolerance then
+    cannot promote a model the data show to be worse, however small the difference. With no
     champion, the gate passes and says so.
     """
     if champion is None:
@@ -78,8 +76,8 @@ def challenger_vs_champion(
             "no champion yet: the first model passes",
             {"challenger": challenger},
         )
-    change = challenger - champion
-    relative = change / champion if champion else float("inf")
+    change = metric.improvement(challenger, champion)
+    relative = change / abs(champion) if champion else float("inf")
     failures = []
     if min_absolute_change is not None and change < min_absolute_change:
         failures.append(f"change {change:+.4f} < min_absolute_change {min_absolute_change:+.4f}")
@@ -98,13 +96,13 @@ def challenger_vs_champion(
         else ""
     )
     summary = (
-        f"challenger ROC AUC {challenger:.4f} vs champion v{champion_version} {champion:.4f} "
+        f"challenger {metric.title} {challenger:.4f} vs champion v{champion_version} {champion:.4f} "
         f"on the challenger's validation rows, change {change:+.4f}{shown}: "
         + ("; ".join(failures) or "within thresholds")
     )
     numbers: dict[str, Any] = {
-        "challenger_roc_auc": challenger,
-        "champion_roc_auc": champion,
+        f"challenger_{metric.name}": challenger,
+        f"champion_{metric.name}": champion,
         "champion_version": champion_version,
         "absolute_change": change,
         "relative_change": relative,
@@ -130,78 +128,40 @@ def paired_bootstrap(
     draws: int = BOOTSTRAP_DRAWS,
     confidence: float = CONFIDENCE,
     seed: int = 0,
+    task: Task | None = None,
 ) -> tuple[float, float]:
-    """The `confidence` interval of ROC AUC(challenger) - ROC AUC(champion) over bootstrap
-    resamples of the rows, the same rows for both models in each draw (paired).
-
-    Each draw is a multinomial weighting of the rows; the weighted AUCs come from one sort per
-    model (Mann-Whitney with ties counted half), so 1,000 draws over 10,000 rows take about a
-    second. Draws without both classes are skipped. Seeded: the same inputs give the same interval.
-    """
-    import numpy as np
-
-    labels = np.asarray(labels, dtype=float)
-    rng = np.random.default_rng(seed)
-    rows = len(labels)
-    differences = []
-    for start in range(0, draws, _DRAWS_PER_CHUNK):
-        size = min(_DRAWS_PER_CHUNK, draws - start)
-        picks = rng.integers(0, rows, size=(size, rows)) + rows * np.arange(size)[:, None]
-        weights = np.bincount(picks.ravel(), minlength=size * rows).reshape(size, rows)
-        differences.append(
-            _weighted_auc(challenger, labels, weights) - _weighted_auc(champion, labels, weights)
-        )
-    difference = np.concatenate(differences)
-    difference = difference[~np.isnan(difference)]
-    tail = (1 - confidence) / 2 * 100
-    low, high = np.percentile(difference, [tail, 100 - tail])
-    return float(low), float(high)
-
-
-def _weighted_auc(scores: np.ndarray, labels: np.ndarray, weights: np.ndarray) -> np.ndarray:
-    """ROC AUC per row of `weights` (draws x rows), ties between scores counted as half."""
-    import numpy as np
-
-    order = np.argsort(scores, kind="stable")
-    ordered, positive = np.asarray(scores)[order], labels[order]
-    weights = weights[:, order].astype(float)
-    positives, negatives = weights * positive, weights * (1 - positive)
-    below = np.cumsum(negatives, axis=1)
-    starts = np.r_[0, np.flatnonzero(np.diff(ordered)) + 1]
-    ends = np.r_[starts[1:], len(ordered)] - 1
-    group = np.repeat(np.arange(len(starts)), np.diff(np.r_[starts, len(ordered)]))
-    before = np.where(starts > 0, below[:, np.maximum(starts - 1, 0)], 0.0)[:, group]
-    tied = below[:, ends][:, group] - before
-    pairs = positives.sum(axis=1) * negatives.sum(axis=1)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return (positives * (before + 0.5 * tied)).sum(axis=1) / np.where(pairs > 0, pairs, np.nan)
+    """The `confidence` interval of the gate metric's improvement of `challenger` over
+    `champion` (ROC AUC difference for binary) over paired bootstrap resamples of the rows."""
+    return (task or Binary()).paired_interval(labels, challenger, champion, draws, confidence, seed)
 
 
 def group_rates(
     labels: np.ndarray,
-    probability: np.ndarray,
+    predictions: np.ndarray,
     groups: pd.Series,
     metric: str,
     threshold: float,
     min_group_rows: int,
+    task: Task | None = None,
 ) -> dict[str, float]:
-    """Per-group `recall` (positives flagged) or `approval_rate` (rows not flagged).
+    """Per-group `metric` of the task (`Task.group_metric`: binary `recall`, positives flagged,
+    or `approval_rate`, rows not flagged; regression `absolute_error`).
 
-    A row is flagged (declined, for a lender) when P(positive) >= threshold.
     Groups with fewer than `min_group_rows` rows in the metric's denominator are left out.
     """
     import pandas as pd
 
-    if metric not in BIAS_METRICS:
-        raise ValueError(f"bias metric must be one of {BIAS_METRICS}, got {metric!r}")
-    flagged = probability >= threshold
+    task = task or Binary()
+    if metric not in task.bias_metrics:
+        raise ValueError(
+            f"bias metric of a {task.name} model must be one of {task.bias_metrics}, got {metric!r}"
+        )
+    counted, values = task.group_metric(labels, predictions, metric, threshold)
     rates = {}
     for group in sorted(pd.unique(groups.dropna())):
-        member = (groups == group).to_numpy()
-        denominator = member & (labels == 1) if metric == "recall" else member
+        denominator = (groups == group).to_numpy() & counted
         if denominator.sum() >= min_group_rows:
-            share = flagged[denominator].mean()
-            rates[str(group)] = float(share if metric == "recall" else 1 - share)
+            rates[str(group)] = float(values[denominator].mean())
     return rates
 
 
@@ -226,27 +186,38 @@ def evaluate_gates(
     validation: pd.DataFrame,
     champion: Any | None,
     champion_version: str | None,
+    baseline: float | None = None,
 ) -> list[GateResult]:
-    """Every gate of the contract for `challenger`, scored on `validation` next to the `champion`."""
-    gates = contract.spec.gates
+    """Every gate of the contract for `challenger`, scored on `validation` next to the `champion`,
+    on the task's metric; `baseline` is the constant prediction the quality floor measures
+    against where the task has one (the training labels' mean)."""
+    gates, task = contract.spec.gates, contract.task
     _, labels = features_and_label(validation, contract)
-    probability = positive_probability(challenger, validation, contract)
-    challenger_auc = classification_metrics(labels, probability)["roc_auc"]
-    champion_auc, interval = None, None
+    predictions = predict(challenger, validation, contract)
+    scores = task.metrics(labels, predictions, baseline)
+    challenger_score = scores[task.metric.name]
+    champion_score, interval = None, None
     if champion is not None:
-        champion_probability = positive_probability(champion, validation, contract)
-        champion_auc = classification_metrics(labels, champion_probability)["roc_auc"]
+        champion_predictions = predict(champion, validation, contract)
+        champion_score = task.metrics(labels, champion_predictions, baseline)[task.metric.name]
         if gates.comparison == "paired_bootstrap":
-            interval = paired_bootstrap(labels, probability, champion_probability)
+            interval = task.paired_interval(
+                labels, predictions, champion_predictions, BOOTSTRAP_DRAWS, CONFIDENCE
+            )
     results = [
-        quality_floor(challenger_auc, gates.min_roc_auc),
+        quality_floor(
+            scores[task.floor_metric.name],
+            getattr(gates, task.floor_setting),
+            task.floor_metric,
+        ),
         challenger_vs_champion(
-            challenger_auc,
-            champion_auc,
+            challenger_score,
+            champion_score,
             champion_version,
             gates.min_absolute_change,
             gates.min_relative_change,
             interval,
+            task.metric,
         ),
     ]
     if gates.bias is None:
@@ -254,11 +225,12 @@ def evaluate_gates(
         return results
     rates = group_rates(
         labels,
-        probability,
+        predictions,
         validation[gates.bias.column],
         gates.bias.metric,
         contract.spec.model.decision_threshold,
         gates.bias.min_group_rows,
+        task,
     )
     results.append(bias_gap(rates, gates.bias.column, gates.bias.metric, gates.bias.max_gap))
     return results

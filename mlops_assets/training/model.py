@@ -49,7 +49,7 @@ def split_by_time(
 def features_and_label(
     frame: pd.DataFrame, contract: DataContract
 ) -> tuple[pd.DataFrame, np.ndarray]:
-    return frame[contract.feature_columns], frame[contract.label_column].astype(int).to_numpy()
+    return frame[contract.feature_columns], contract.task.labels(frame, contract.label_column)
 
 
 def build_pipeline(contract: DataContract) -> Any:
@@ -89,54 +89,27 @@ def build_pipeline(contract: DataContract) -> Any:
 
 
 def _estimator(contract: DataContract) -> Any:
-    model = contract.spec.model
+    model, task = contract.spec.model, contract.task
     params = model.typed_params
-    if contract.estimator_factory is not None:
-        try:
-            estimator = contract.estimator_factory(**params)
-        except TypeError as error:  # a `**params` factory passing on what its estimator refuses
-            raise ContractError(
-                f"{contract.where()}: model.params: {model.factory} does not take them: {error}"
-            ) from error
-        missing = [m for m in ("fit", "predict_proba") if not callable(getattr(estimator, m, None))]
-        if missing:
-            raise ContractError(
-                f"{contract.where()}: model.estimator: {model.factory} returned a "
-                f"{type(estimator).__name__}, which has no {' or '.join(missing)}: the model "
-                "scores rows with a classifier's predict_proba"
-            )
-        return estimator
-    if model.estimator == "logistic_regression":
-        from sklearn.linear_model import LogisticRegression
-
-        return LogisticRegression(**params)
-    if model.estimator == "random_forest":
-        from sklearn.ensemble import RandomForestClassifier
-
-        return RandomForestClassifier(**params)
-    from sklearn.ensemble import HistGradientBoostingClassifier
-
-    return HistGradientBoostingClassifier(early_stopping=False, **params)
+    if contract.estimator_factory is None:
+        return task.estimator(model.estimator, params)
+    try:
+        estimator = contract.estimator_factory(**params)
+    except TypeError as error:  # a `**params` factory passing on what its estimator refuses
+        raise ContractError(
+            f"{contract.where()}: model.params: {model.factory} does not take them: {error}"
+        ) from error
+    needed = ("fit", task.predict_method)
+    missing = [m for m in needed if not callable(getattr(estimator, m, None))]
+    if missing:
+        raise ContractError(
+            f"{contract.where()}: model.estimator: {model.factory} returned a "
+            f"{type(estimator).__name__}, which has no {' or '.join(missing)}: a {task.name} "
+            f"model scores rows with {task.predict_method}"
+        )
+    return estimator
 
 
-def positive_probability(model: Any, frame: pd.DataFrame, contract: DataContract) -> np.ndarray:
-    """P(positive class) per row, from the contract's feature columns."""
-    return model.predict_proba(frame[contract.feature_columns])[:, 1]
-
-
-def classification_metrics(labels: np.ndarray, probability: np.ndarray) -> dict[str, float]:
-    """ROC AUC, PR AUC, Brier score and log loss; AUCs are NaN when only one class is present."""
-    import numpy as np
-    from sklearn.metrics import average_precision_score, brier_score_loss, log_loss, roc_auc_score
-
-    both_classes = len(np.unique(labels)) == 2
-    return {
-        "roc_auc": float(roc_auc_score(labels, probability)) if both_classes else float("nan"),
-        "pr_auc": float(average_precision_score(labels, probability))
-        if both_classes
-        else float("nan"),
-        "brier": float(brier_score_loss(labels, probability)),
-        "log_loss": float(log_loss(labels, probability, labels=[0, 1])),
-        "positive_rate": float(np.mean(labels)),
-        "rows": float(len(labels)),
-    }
+def predict(model: Any, frame: pd.DataFrame, contract: DataContract) -> np.ndarray:
+    """The task's prediction per row (P(positive) for binary), from the contract's features."""
+    return contract.task.predict(model, frame[contract.feature_columns])

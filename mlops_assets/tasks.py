@@ -1,0 +1,337 @@
+"""What differs between tasks, as one object per task: its built-in estimators, what a prediction
+is, its metrics and the one the gates compare, the per-row loss the challenger's paired bootstrap
+resamples, the baseline a quality floor is measured against, and the bias gate's group metric.
+
+Training, the gates and serving ask `task_of(contract)` instead of testing the task themselves;
+adding a task is adding one such object (and a shipped example). Binary and regression live here;
+a contract may so far declare `binary` only (`contracts.schema.BUILT_TASKS`): regression is not
+yet served, monitored or rolled back on its own metrics.
+
+scikit-learn is imported inside the methods so that loading the code location stays fast.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, ClassVar
+
+if TYPE_CHECKING:
+    import numpy as np
+    import pandas as pd
+
+# Multinomial weights per chunk of bootstrap draws: a chunk holds draws x rows weights.
+_DRAWS_PER_CHUNK = 100
+
+
+@dataclass(frozen=True)
+class Metric:
+    """A metric the gates can compare: its name in MLflow and the metadata, and its direction."""
+
+    name: str
+    title: str
+    higher_is_better: bool
+
+    def improvement(self, challenger: float, champion: float) -> float:
+        """How much better `challenger` is than `champion`, in the metric's unit (< 0: worse)."""
+        return challenger - champion if self.higher_is_better else champion - challenger
+
+
+class Task:
+    """The behaviour of one kind of label; subclasses are stateless singletons (`TASKS`)."""
+
+    name: ClassVar[str]
+    metric: ClassVar[Metric]  # the metric the gates compare
+    # What a team's factory estimator must offer (`fit` and this), and what MLflow's pyfunc calls.
+    predict_method: ClassVar[str]
+    # Built-in estimator name -> (module, class), in this task's form.
+    estimators: ClassVar[dict[str, tuple[str, str]]]
+    bias_metrics: ClassVar[tuple[str, ...]]
+    # The quality floor: this metric (higher is better) at least the contract's `gates.<setting>`.
+    floor_metric: ClassVar[Metric]
+    floor_setting: ClassVar[str]
+
+    def estimator(self, name: str, params: dict[str, Any]) -> Any:
+        """The built-in estimator `name` of this task, with `params`."""
+        import importlib
+
+        if name not in self.estimators:
+            raise ValueError(
+                f"{name!r} is not a built-in {self.name} estimator ({', '.join(self.estimators)})"
+            )
+        module, cls = self.estimators[name]
+        extra = {"early_stopping": False} if name == "hist_gradient_boosting" else {}
+        return getattr(importlib.import_module(module), cls)(**extra, **params)
+
+    def labels(self, frame: pd.DataFrame, column: str) -> np.ndarray:
+        """The label column as the estimator learns it."""
+        raise NotImplementedError
+
+    def predict(self, model: Any, features: pd.DataFrame) -> np.ndarray:
+        """One prediction per row: what is stored, served and compared against labels."""
+        raise NotImplementedError
+
+    def metrics(
+        self, labels: np.ndarray, predictions: np.ndarray, baseline: float | None = None
+    ) -> dict[str, float]:
+        """Every metric of the task on these rows (NaN where it is undefined); `baseline` is the
+        constant prediction a quality floor compares with (`baseline`)."""
+        raise NotImplementedError
+
+    def baseline(self, train_labels: np.ndarray) -> float:
+        """The constant prediction learned from the training labels alone: their mean (the
+        positive rate, for binary)."""
+        import numpy as np
+
+        return float(np.mean(np.asarray(train_labels, dtype=float)))
+
+    def row_weights_metric(
+        self, labels: np.ndarray, predictions: np.ndarray, weights: np.ndarray
+    ) -> np.ndarray:
+        """The gate metric per row of `weights` (draws x rows multinomial counts)."""
+        raise NotImplementedError
+
+    def problem(
+        self, labels: np.ndarray, splits: np.ndarray, validation_fraction: float
+    ) -> str | None:
+        """Why these labels (with their `train`/`validation` split per row, by event time) cannot
+        train and validate a model, in the data's terms; None if they can."""
+        raise NotImplementedError
+
+    def group_metric(
+        self, labels: np.ndarray, predictions: np.ndarray, metric: str, threshold: float
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """For the bias gate: per row, whether it counts in a group's denominator, and its value;
+        a group's metric is the mean value over its counted rows."""
+        raise NotImplementedError
+
+    def paired_interval(
+        self,
+        labels: np.ndarray,
+        challenger: np.ndarray,
+        champion: np.ndarray,
+        draws: int,
+        confidence: float,
+        seed: int = 0,
+    ) -> tuple[float, float]:
+        """The `confidence` interval of the gate metric's improvement of `challenger` over
+        `champion`, over bootstrap resamples of the rows, the same rows for both in each draw
+        (paired). Each draw is a multinomial weighting of the rows; draws where the metric is
+        undefined are skipped. Seeded: the same inputs give the same interval."""
+        import numpy as np
+
+        labels = np.asarray(labels, dtype=float)
+        rng = np.random.default_rng(seed)
+        rows = len(labels)
+        differences = []
+        for start in range(0, draws, _DRAWS_PER_CHUNK):
+            size = min(_DRAWS_PER_CHUNK, draws - start)
+            picks = rng.integers(0, rows, size=(size, rows)) + rows * np.arange(size)[:, None]
+            weights = np.bincount(picks.ravel(), minlength=size * rows).reshape(size, rows)
+            differences.append(
+                self.metric.improvement(
+                    self.row_weights_metric(labels, challenger, weights),
+                    self.row_weights_metric(labels, champion, weights),
+                )
+            )
+        difference = np.concatenate(differences)
+        difference = difference[~np.isnan(difference)]
+        tail = (1 - confidence) / 2 * 100
+        low, high = np.percentile(difference, [tail, 100 - tail])
+        return float(low), float(high)
+
+
+class Binary(Task):
+    """Two classes; a prediction is P(positive)."""
+
+    name = "binary"
+    metric = Metric("roc_auc", "ROC AUC", higher_is_better=True)
+    predict_method = "predict_proba"
+    estimators: ClassVar[dict[str, tuple[str, str]]] = {
+        "hist_gradient_boosting": ("sklearn.ensemble", "HistGradientBoostingClassifier"),
+        "logistic_regression": ("sklearn.linear_model", "LogisticRegression"),
+        "random_forest": ("sklearn.ensemble", "RandomForestClassifier"),
+    }
+    bias_metrics = ("recall", "approval_rate")
+    floor_metric = metric
+    floor_setting = "min_roc_auc"
+
+    def labels(self, frame: pd.DataFrame, column: str) -> np.ndarray:
+        return frame[column].astype(int).to_numpy()
+
+    def predict(self, model: Any, features: pd.DataFrame) -> np.ndarray:
+        return model.predict_proba(features)[:, 1]
+
+    def metrics(
+        self, labels: np.ndarray, predictions: np.ndarray, baseline: float | None = None
+    ) -> dict[str, float]:
+        """ROC AUC, PR AUC, Brier score and log loss; AUCs are NaN when only one class is
+        present (a constant `baseline` has ROC AUC 0.5 whatever it is, so it is not used)."""
+        import numpy as np
+        from sklearn.metrics import (
+            average_precision_score,
+            brier_score_loss,
+            log_loss,
+            roc_auc_score,
+        )
+
+        both = len(np.unique(labels)) == 2
+        nan = float("nan")
+        return {
+            "roc_auc": float(roc_auc_score(labels, predictions)) if both else nan,
+            "pr_auc": float(average_precision_score(labels, predictions)) if both else nan,
+            "brier": float(brier_score_loss(labels, predictions)),
+            "log_loss": float(log_loss(labels, predictions, labels=[0, 1])),
+            "positive_rate": float(np.mean(labels)),
+            "rows": float(len(labels)),
+        }
+
+    def row_weights_metric(
+        self, labels: np.ndarray, predictions: np.ndarray, weights: np.ndarray
+    ) -> np.ndarray:
+        """ROC AUC per draw from one sort (Mann-Whitney, ties between scores counted half), so
+        1,000 draws over 10,000 rows take about a second."""
+        import numpy as np
+
+        order = np.argsort(predictions, kind="stable")
+        ordered, positive = np.asarray(predictions)[order], labels[order]
+        weights = weights[:, order].astype(float)
+        positives, negatives = weights * positive, weights * (1 - positive)
+        below = np.cumsum(negatives, axis=1)
+        starts = np.r_[0, np.flatnonzero(np.diff(ordered)) + 1]
+        ends = np.r_[starts[1:], len(ordered)] - 1
+        group = np.repeat(np.arange(len(starts)), np.diff(np.r_[starts, len(ordered)]))
+        before = np.where(starts > 0, below[:, np.maximum(starts - 1, 0)], 0.0)[:, group]
+        tied = below[:, ends][:, group] - before
+        pairs = positives.sum(axis=1) * negatives.sum(axis=1)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return (positives * (before + 0.5 * tied)).sum(axis=1) / np.where(
+                pairs > 0, pairs, np.nan
+            )
+
+    def problem(
+        self, labels: np.ndarray, splits: np.ndarray, validation_fraction: float
+    ) -> str | None:
+        positives = int(labels.sum())
+        if positives in (0, len(labels)):
+            return (
+                f"all {len(labels)} labelled rows are {'positive' if positives else 'negative'}: "
+                f"the model needs both classes (widen training.window_days or training.since)"
+            )
+        for split in ("train", "validation"):
+            rows = labels[splits == split]
+            if len(set(rows.tolist())) < 2:
+                held = "positive" if rows[0] == 1 else "negative"
+                return (
+                    f"the {split} split ({len(rows)} of {len(labels)} rows, by event time) holds "
+                    f"only {held} rows although the set has {positives} positive(s): the classes "
+                    "are bunched in time; widen training.window_days or change "
+                    f"training.validation_fraction={validation_fraction}"
+                )
+        return None
+
+    def group_metric(
+        self, labels: np.ndarray, predictions: np.ndarray, metric: str, threshold: float
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """`recall`: positives flagged; `approval_rate`: rows not flagged (declined, for a
+        lender, when P(positive) >= threshold)."""
+        import numpy as np
+
+        flagged = (predictions >= threshold).astype(float)
+        if metric == "recall":
+            return labels == 1, flagged
+        return np.ones(len(labels), dtype=bool), 1 - flagged
+
+
+class Regression(Task):
+    """A numeric label; a prediction is the value. The quality floor is measured against a
+    predictor of the training rows' mean, so it holds whatever the label's unit."""
+
+    name = "regression"
+    metric = Metric("rmse", "RMSE", higher_is_better=False)
+    predict_method = "predict"
+    estimators: ClassVar[dict[str, tuple[str, str]]] = {
+        "hist_gradient_boosting": ("sklearn.ensemble", "HistGradientBoostingRegressor"),
+        "linear_regression": ("sklearn.linear_model", "Ridge"),
+        "random_forest": ("sklearn.ensemble", "RandomForestRegressor"),
+    }
+    bias_metrics = ("relative_absolute_error",)
+    floor_metric = Metric("rmse_vs_baseline", "RMSE improvement over the mean", True)
+    floor_setting = "min_improvement_over_baseline"
+
+    def labels(self, frame: pd.DataFrame, column: str) -> np.ndarray:
+        return frame[column].astype(float).to_numpy()
+
+    def predict(self, model: Any, features: pd.DataFrame) -> np.ndarray:
+        import numpy as np
+
+        return np.asarray(model.predict(features), dtype=float)
+
+    def metrics(
+        self, labels: np.ndarray, predictions: np.ndarray, baseline: float | None = None
+    ) -> dict[str, float]:
+        """RMSE, MAE and R², and the RMSE and MAE of a constant `baseline` (the training rows'
+        mean; these rows' own mean without one) on the same rows."""
+        import numpy as np
+
+        labels, predictions = np.asarray(labels, float), np.asarray(predictions, float)
+        if not len(labels):
+            return dict.fromkeys(
+                ("rmse", "mae", "r2", "baseline_rmse", "baseline_mae", "rmse_vs_baseline"),
+                float("nan"),
+            ) | {"rows": 0.0}
+        constant = float(np.mean(labels)) if baseline is None else baseline
+        errors, baseline_errors = predictions - labels, constant - labels
+        rmse = float(np.sqrt(np.mean(errors**2)))
+        baseline_rmse = float(np.sqrt(np.mean(baseline_errors**2)))
+        spread = float(np.sum((labels - labels.mean()) ** 2))
+        return {
+            "rmse": rmse,
+            "mae": float(np.mean(np.abs(errors))),
+            "r2": 1 - float(np.sum(errors**2)) / spread if spread else float("nan"),
+            "baseline_rmse": baseline_rmse,
+            "baseline_mae": float(np.mean(np.abs(baseline_errors))),
+            # the share of the baseline's error the model removes (0: no better; 1: exact)
+            "rmse_vs_baseline": 1 - rmse / baseline_rmse if baseline_rmse else float("nan"),
+            "mean_label": float(np.mean(labels)),
+            "rows": float(len(labels)),
+        }
+
+    def row_weights_metric(
+        self, labels: np.ndarray, predictions: np.ndarray, weights: np.ndarray
+    ) -> np.ndarray:
+        """RMSE per draw: the weighted mean of the squared errors, per row of `weights`."""
+        import numpy as np
+
+        squared = (np.asarray(predictions, float) - labels) ** 2
+        return np.sqrt((weights * squared).sum(axis=1) / weights.sum(axis=1))
+
+    def problem(
+        self, labels: np.ndarray, splits: np.ndarray, validation_fraction: float
+    ) -> str | None:
+        import numpy as np
+
+        if not np.all(np.isfinite(labels)):
+            return "labels hold infinite values"
+        if len(np.unique(labels)) < 2:
+            return f"all {len(labels)} labelled rows have the label {labels[0]:g}: nothing to learn"
+        return None
+
+    def group_metric(
+        self, labels: np.ndarray, predictions: np.ndarray, metric: str, threshold: float
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """`relative_absolute_error`: every row counts, with its absolute error over the mean
+        absolute error of all rows (a group's value is its MAE as a share of the overall MAE, so
+        the gate's limit holds whatever the label's unit)."""
+        import numpy as np
+
+        errors = np.abs(np.asarray(predictions, float) - labels)
+        overall = float(errors.mean()) if len(errors) else 0.0
+        return np.ones(len(labels), dtype=bool), errors / overall if overall else errors
+
+
+TASKS: dict[str, Task] = {task.name: task for task in (Binary(), Regression())}
+
+
+def task_named(name: str) -> Task:
+    """The task object of a contract's `label.task`."""
+    return TASKS[name]

@@ -1,0 +1,95 @@
+"""The task objects' arithmetic (`mlops_assets.tasks`): metrics against scikit-learn's, the
+paired bootstrap in the metric's own direction, the regression floor and bias metric."""
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.metrics import mean_absolute_error, mean_squared_error, r2_score
+
+from mlops_assets.tasks import Binary, Regression
+from mlops_assets.training.gates import bias_gap, challenger_vs_champion, group_rates, quality_floor
+
+REGRESSION = Regression()
+
+
+def prices(rows: int = 600, seed: int = 3) -> tuple[pd.DataFrame, np.ndarray]:
+    """House-price-like rows: price grows with area and rooms, plus noise."""
+    rng = np.random.default_rng(seed)
+    frame = pd.DataFrame({"area": rng.uniform(40, 200, rows), "rooms": rng.integers(1, 6, rows)})
+    price = 1500 * frame["area"] + 8000 * frame["rooms"] + rng.normal(0, 20_000, rows)
+    return frame, price.to_numpy()
+
+
+def test_regression_metrics_match_scikit_learn_and_the_mean_predictor():
+    labels = np.array([10.0, 12.0, 9.0, 15.0])
+    predictions = np.array([11.0, 12.5, 8.0, 13.0])
+    metrics = REGRESSION.metrics(labels, predictions, baseline=11.0)
+    assert metrics["rmse"] == pytest.approx(mean_squared_error(labels, predictions) ** 0.5)
+    assert metrics["mae"] == pytest.approx(mean_absolute_error(labels, predictions))
+    assert metrics["r2"] == pytest.approx(r2_score(labels, predictions))
+    assert metrics["baseline_rmse"] == pytest.approx(
+        mean_squared_error(labels, np.full(4, 11.0)) ** 0.5
+    )
+    assert metrics["rmse_vs_baseline"] == pytest.approx(
+        1 - metrics["rmse"] / metrics["baseline_rmse"]
+    )
+    assert np.isnan(REGRESSION.metrics(np.array([]), np.array([]))["rmse"])
+
+
+@pytest.mark.parametrize("estimator", sorted(Regression.estimators))
+def test_each_built_in_regressor_learns_prices_and_beats_the_mean(estimator):
+    frame, price = prices()
+    model = REGRESSION.estimator(estimator, {})
+    model.fit(frame[:500], price[:500])
+    metrics = REGRESSION.metrics(
+        price[500:], REGRESSION.predict(model, frame[500:]), REGRESSION.baseline(price[:500])
+    )
+    assert metrics["rmse_vs_baseline"] > 0.3, metrics
+    gate = quality_floor(metrics["rmse_vs_baseline"], 0.1, Regression.floor_metric)
+    assert gate.passed and "RMSE improvement over the mean" in gate.summary
+
+
+def test_a_lower_rmse_is_an_improvement_and_its_paired_interval_is_above_zero():
+    _, price = prices(rows=400)
+    rng = np.random.default_rng(0)
+    good = price + rng.normal(0, 5_000, len(price))
+    poor = price + rng.normal(0, 30_000, len(price))
+    low, high = REGRESSION.paired_interval(price, good, poor, draws=500, confidence=0.95)
+    assert 0 < low < high
+    assert REGRESSION.paired_interval(price, good, good, 200, 0.95) == (0.0, 0.0)
+    good_rmse, poor_rmse = (REGRESSION.metrics(price, p)["rmse"] for p in (good, poor))
+    better = challenger_vs_champion(
+        good_rmse, poor_rmse, "1", None, -0.01, (low, high), Regression.metric
+    )
+    assert better.passed and better.numbers["absolute_change"] > 0
+    worse = challenger_vs_champion(
+        poor_rmse, good_rmse, "1", None, -0.01, (-high, -low), Regression.metric
+    )
+    assert not worse.passed and "challenger RMSE" in worse.summary
+
+
+def test_the_binary_interval_is_the_roc_auc_difference():
+    labels = np.array([0, 1] * 200)
+    rng = np.random.default_rng(1)
+    strong = labels + rng.normal(0, 0.5, len(labels))
+    weak = labels + rng.normal(0, 2.0, len(labels))
+    low, high = Binary().paired_interval(labels, strong, weak, draws=300, confidence=0.95)
+    assert 0 < low < high < 1
+
+
+def test_the_regression_bias_gate_compares_group_errors_as_shares_of_the_overall_error():
+    labels = np.zeros(200)
+    predictions = np.r_[np.full(100, 1.0), np.full(100, 3.0)]  # group b errs 3x as much
+    groups = pd.Series(["a"] * 100 + ["b"] * 100)
+    rates = group_rates(labels, predictions, groups, "relative_absolute_error", 0.5, 50, REGRESSION)
+    assert rates == pytest.approx({"a": 0.5, "b": 1.5})
+    assert not bias_gap(rates, "region", "relative_absolute_error", 0.25).passed
+    with pytest.raises(ValueError, match="bias metric of a regression model must be one of"):
+        group_rates(labels, predictions, groups, "recall", 0.5, 50, REGRESSION)
+
+
+def test_a_label_without_spread_is_an_explained_refusal():
+    splits = np.array(["train"] * 8 + ["validation"] * 2)
+    assert "nothing to learn" in REGRESSION.problem(np.full(10, 4.0), splits, 0.2)
+    assert REGRESSION.problem(np.arange(10.0), splits, 0.2) is None
+    assert "bunched in time" in Binary().problem(np.r_[np.zeros(8), 1, 1], splits, 0.2)
