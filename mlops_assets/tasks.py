@@ -36,6 +36,109 @@ class Metric:
         return challenger - champion if self.higher_is_better else champion - challenger
 
 
+class LabelEncoding:
+    """Delivered label values -> labels the task learns, missing (not known yet), or invalid."""
+
+    dtype: ClassVar[str]  # as the raw and feature tables store the label (pandera's name)
+
+    def encode(self, values: pd.Series) -> tuple[pd.Series, pd.Series]:
+        """(labels as `dtype`, mask of delivered values that are no label)."""
+        raise NotImplementedError
+
+    def describe(self) -> str:
+        """What a label value may be, for a quarantine reason."""
+        raise NotImplementedError
+
+    def meaning(self) -> str:
+        """What the stored label means, for the table's column description."""
+        raise NotImplementedError
+
+    def checks(self) -> dict[str, Any]:
+        """The stored column's pandera checks (`isin`, `ge`, `le`)."""
+        raise NotImplementedError
+
+
+@dataclass(frozen=True)
+class ClassLabels(LabelEncoding):
+    """Delivered values -> 1 (positive) / 0 (negative) / missing / invalid."""
+
+    positive: frozenset[str]
+    negative: frozenset[str] | None
+    dtype: ClassVar[str] = "Int8"  # nullable 0/1
+
+    def encode(self, values: pd.Series) -> tuple[pd.Series, pd.Series]:
+        import pandas as pd
+
+        delivered = values.notna() & (values.astype("string").str.strip() != "")
+        text = values.map(_label_text, na_action="ignore")
+        positive = text.isin(self.positive)
+        negative = text.isin(self.negative) if self.negative is not None else ~positive
+        encoded = pd.Series(pd.NA, index=values.index, dtype="Int8")
+        encoded[delivered & positive] = 1
+        encoded[delivered & negative & ~positive] = 0
+        return encoded, delivered & encoded.isna()
+
+    def describe(self) -> str:
+        negative = (
+            ", ".join(sorted(self.negative)) if self.negative is not None else "anything else"
+        )
+        return f"positive: {', '.join(sorted(self.positive))}; negative: {negative}"
+
+    def meaning(self) -> str:
+        return f"1 = {self.describe()}"
+
+    def checks(self) -> dict[str, Any]:
+        return {"isin": (0, 1)}
+
+
+@dataclass(frozen=True)
+class NumericLabels(LabelEncoding):
+    """Delivered values -> numbers within the declared range / missing / invalid."""
+
+    minimum: float | None
+    maximum: float | None
+    dtype: ClassVar[str] = "float64"
+
+    def encode(self, values: pd.Series) -> tuple[pd.Series, pd.Series]:
+        import numpy as np
+        import pandas as pd
+
+        delivered = values.notna() & (values.astype("string").str.strip() != "").fillna(False)
+        number = pd.to_numeric(values, errors="coerce").astype(float)
+        invalid = delivered & (number.isna() | ~np.isfinite(number.fillna(0)))
+        if self.minimum is not None:
+            invalid |= number < self.minimum
+        if self.maximum is not None:
+            invalid |= number > self.maximum
+        return number.where(delivered & ~invalid), invalid
+
+    def describe(self) -> str:
+        low = "-inf" if self.minimum is None else f"{self.minimum:g}"
+        high = "inf" if self.maximum is None else f"{self.maximum:g}"
+        return f"a number in [{low}, {high}]"
+
+    def meaning(self) -> str:
+        return f"the value to predict, {self.describe()}"
+
+    def checks(self) -> dict[str, Any]:
+        return {"ge": self.minimum, "le": self.maximum}
+
+
+def _label_text(value: Any) -> str:
+    """A delivered label value as text; whole floats lose their `.0` so `1.0` matches `1`."""
+    value = value.item() if hasattr(value, "item") else value  # numpy scalars to Python
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, (int, float)) and float(value).is_integer():
+        return str(int(value))
+    text = str(value).strip()
+    try:
+        number = float(text)
+    except ValueError:
+        return text
+    return str(int(number)) if number.is_integer() else text
+
+
 class Task:
     """The behaviour of one kind of label; subclasses are stateless singletons (`TASKS`)."""
 
@@ -49,6 +152,8 @@ class Task:
     # The quality floor: this metric (higher is better) at least the contract's `gates.<setting>`.
     floor_metric: ClassVar[Metric]
     floor_setting: ClassVar[str]
+    # The validation metrics a trained model's card holds: name -> (ge, le, nullable).
+    card_metrics: ClassVar[dict[str, tuple[float | None, float | None, bool]]]
 
     def estimator(self, name: str, params: dict[str, Any]) -> Any:
         """The built-in estimator `name` of this task, with `params`."""
@@ -61,6 +166,10 @@ class Task:
         module, cls = self.estimators[name]
         extra = {"early_stopping": False} if name == "hist_gradient_boosting" else {}
         return getattr(importlib.import_module(module), cls)(**extra, **params)
+
+    def encoding(self, label: Any) -> LabelEncoding:
+        """How the contract's `label` section reads delivered values."""
+        raise NotImplementedError
 
     def labels(self, frame: pd.DataFrame, column: str) -> np.ndarray:
         """The label column as the estimator learns it."""
@@ -75,6 +184,11 @@ class Task:
     ) -> dict[str, float]:
         """Every metric of the task on these rows (NaN where it is undefined); `baseline` is the
         constant prediction a quality floor compares with (`baseline`)."""
+        raise NotImplementedError
+
+    def label_summary(self, labels: np.ndarray) -> dict[str, float]:
+        """What the validation labels hold, for the registry's tags: how far its metric can be
+        trusted (binary: positives; regression: the labels' mean and spread)."""
         raise NotImplementedError
 
     def baseline(self, train_labels: np.ndarray) -> float:
@@ -154,9 +268,22 @@ class Binary(Task):
     bias_metrics = ("recall", "approval_rate")
     floor_metric = metric
     floor_setting = "min_roc_auc"
+    card_metrics: ClassVar[dict[str, tuple[float | None, float | None, bool]]] = {
+        "roc_auc": (0, 1, True),
+        "pr_auc": (0, 1, True),
+        "brier": (0, 1, False),
+        "log_loss": (0, None, False),
+    }
+
+    def encoding(self, label: Any) -> LabelEncoding:
+        negative = label.negative
+        return ClassLabels(frozenset(label.positive), frozenset(negative) if negative else None)
 
     def labels(self, frame: pd.DataFrame, column: str) -> np.ndarray:
         return frame[column].astype(int).to_numpy()
+
+    def label_summary(self, labels: np.ndarray) -> dict[str, float]:
+        return {"positives": int(labels.sum())}
 
     def predict(self, model: Any, features: pd.DataFrame) -> np.ndarray:
         return model.predict_proba(features)[:, 1]
@@ -257,9 +384,25 @@ class Regression(Task):
     bias_metrics = ("relative_absolute_error",)
     floor_metric = Metric("rmse_vs_baseline", "RMSE improvement over the mean", True)
     floor_setting = "min_improvement_over_baseline"
+    card_metrics: ClassVar[dict[str, tuple[float | None, float | None, bool]]] = {
+        "rmse": (0, None, False),
+        "mae": (0, None, False),
+        "r2": (None, 1, True),
+        "baseline_rmse": (0, None, False),
+        "rmse_vs_baseline": (None, 1, True),
+    }
+
+    def encoding(self, label: Any) -> LabelEncoding:
+        low, high = label.range or (None, None)
+        return NumericLabels(low, high)
 
     def labels(self, frame: pd.DataFrame, column: str) -> np.ndarray:
         return frame[column].astype(float).to_numpy()
+
+    def label_summary(self, labels: np.ndarray) -> dict[str, float]:
+        import numpy as np
+
+        return {"label_mean": float(np.mean(labels)), "label_std": float(np.std(labels))}
 
     def predict(self, model: Any, features: pd.DataFrame) -> np.ndarray:
         import numpy as np

@@ -247,8 +247,18 @@ def _broken(change) -> dict:
         (lambda d: d.pop("label"), "label: Field required"),
         (
             lambda d: d["label"].update(task="regression"),
-            "label.task: Value error, regression labels are not supported yet: this version "
-            "trains binary classifiers only",
+            "label.positive: a regression label is a number, it has no classes; leave positive "
+            "and negative out",
+        ),
+        (
+            lambda d: d["label"].update(
+                task="regression", positive=None, negative=None, range=[5, 1]
+            ),
+            "label.range: [5.0, 1.0] is not [min, max] with min < max",
+        ),
+        (
+            lambda d: d["label"].update(range=[0, 1]),
+            "label.range: only a regression label has a range",
         ),
         (
             lambda d: d["label"].update(task="multiclass", positive=["Gentoo"]),
@@ -262,8 +272,7 @@ def _broken(change) -> dict:
         (
             lambda d: d["label"].pop("positive"),
             "label.positive: Field required: a binary label lists the delivered values that mean "
-            "the positive class (e.g. positive: [1]); numeric (regression) and multi-class labels "
-            "are not supported yet",
+            "the positive class (e.g. positive: [1]); a numeric label is task: regression",
         ),
         (lambda d: d.update(name="Loan Default"), "name: String should match pattern"),
     ],
@@ -350,10 +359,11 @@ def _frames_of_every_table():
     from mlops_assets.monitoring.assets import DRIFT_COLUMNS
     from mlops_assets.registry.assets import REGISTERED_MODEL_VERSION_CARD
     from mlops_assets.serving.assets import MODEL_PERFORMANCE_CARD
-    from mlops_assets.training.assets import TRAINED_MODEL_CARD
+    from mlops_assets.tasks import TASKS
+    from mlops_assets.training.assets import trained_model_card
 
     frames = [
-        TRAINED_MODEL_CARD,
+        *(trained_model_card(task) for task in TASKS.values()),
         REGISTERED_MODEL_VERSION_CARD,
         DRIFT_COLUMNS,
         MODEL_PERFORMANCE_CARD,

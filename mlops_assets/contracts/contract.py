@@ -13,7 +13,6 @@ import importlib
 import inspect
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -23,7 +22,6 @@ import dagster as dg
 from mlops_assets.contracts.frames import (
     FLOAT,
     INT,
-    LABEL,
     NULLABLE_INT,
     TEXT,
     TIMESTAMP,
@@ -36,7 +34,7 @@ from mlops_assets.contracts.schema import (
     DerivedCategoricalFeature,
     NumericFeature,
 )
-from mlops_assets.tasks import Task, task_named
+from mlops_assets.tasks import LabelEncoding, Task, task_named
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -47,48 +45,6 @@ SPLIT = "split"  # column the training set adds: "train" or "validation"
 
 class ContractError(ValueError):
     """A contract file the platform cannot use; the message names the file and the field."""
-
-
-@dataclass(frozen=True)
-class LabelEncoding:
-    """Delivered label values -> 1 (positive) / 0 (negative) / missing (not known yet) / invalid."""
-
-    positive: frozenset[str]
-    negative: frozenset[str] | None
-
-    def encode(self, values: pd.Series) -> tuple[pd.Series, pd.Series]:
-        """(labels as nullable Int8, mask of delivered values that are neither class)."""
-        import pandas as pd
-
-        delivered = values.notna() & (values.astype("string").str.strip() != "")
-        text = values.map(_label_text, na_action="ignore")
-        positive = text.isin(self.positive)
-        negative = text.isin(self.negative) if self.negative is not None else ~positive
-        encoded = pd.Series(pd.NA, index=values.index, dtype="Int8")
-        encoded[delivered & positive] = 1
-        encoded[delivered & negative & ~positive] = 0
-        return encoded, delivered & encoded.isna()
-
-    def describe(self) -> str:
-        negative = (
-            ", ".join(sorted(self.negative)) if self.negative is not None else "anything else"
-        )
-        return f"positive: {', '.join(sorted(self.positive))}; negative: {negative}"
-
-
-def _label_text(value: Any) -> str:
-    """A delivered label value as text; whole floats lose their `.0` so `1.0` matches `1`."""
-    value = value.item() if hasattr(value, "item") else value  # numpy scalars to Python
-    if isinstance(value, bool):
-        return str(value).lower()
-    if isinstance(value, (int, float)) and float(value).is_integer():
-        return str(int(value))
-    text = str(value).strip()
-    try:
-        number = float(text)
-    except ValueError:
-        return text
-    return str(int(number)) if number.is_integer() else text
 
 
 class DataContract:
@@ -163,10 +119,8 @@ class DataContract:
 
     @property
     def label(self) -> LabelEncoding:
-        negative = self.spec.label.negative
-        return LabelEncoding(
-            frozenset(self.spec.label.positive), frozenset(negative) if negative else None
-        )
+        """How delivered label values become labels, as the task reads them."""
+        return self.task.encoding(self.spec.label)
 
     @property
     def feature_columns(self) -> list[str]:
@@ -223,7 +177,7 @@ class DataContract:
 
         dtypes = {self.id_column: "object", self.event_time_column: "datetime64[ns]"}
         dtypes |= {column.name: _pandas_dtype(column) for column in self.raw_features}
-        dtypes[self.label_column] = "Int8"
+        dtypes[self.label_column] = self.label.dtype
         return pd.DataFrame({name: pd.Series(dtype=dtype) for name, dtype in dtypes.items()})
 
     # ---- features -----------------------------------------------------------------------------
@@ -320,10 +274,10 @@ class DataContract:
             *(_column_spec(column) for column in features),
             ColumnSpec(
                 self.label_column,
-                LABEL,
-                f"1 = {self.label.describe()}; null until known. {self.spec.label.description}",
+                self.label.dtype,
+                f"{self.label.meaning()}; null until known. {self.spec.label.description}",
                 nullable=label_nullable,
-                isin=(0, 1),
+                **self.label.checks(),
             ),
         )
 
@@ -490,20 +444,15 @@ def _describe(path: Path, error: Any, overrides: Mapping[str, Any]) -> str:
             message = "unknown field (check the spelling; docs/bring-your-own-data.md lists them)"
         elif problem["type"] == "literal_error" and "expected" in problem.get("ctx", {}):
             message = f"{problem['input']!r} is not allowed; expected {problem['ctx']['expected']}"
-        elif problem["type"] == "missing" and location == "label.positive":
-            message = (
-                "Field required: a binary label lists the delivered values that mean the "
-                "positive class (e.g. positive: [1]); numeric (regression) and multi-class "
-                "labels are not supported yet"
-            )
         elif problem["type"] == "union_tag_invalid":
             context = problem.get("ctx", {})
             message = (
                 f"{context.get('tag')!r} is not allowed; expected {context.get('expected_tags')}"
             )
         named = re.match(r"^Value error, ([\w.]+): (.*)$", message, re.DOTALL)
-        if not location and named:  # a check across fields names the field it is about
-            location, message = named.groups()
+        if named:  # a check across fields names the field it is about
+            location = ".".join(filter(None, (location, named.group(1))))
+            message = named.group(2)
         source = f" (from {variables[location]})" if location in variables else ""
         lines.append(f"{path}: {location or 'file'}: {message}{source}")
     return "\n".join(lines)

@@ -100,22 +100,26 @@ class GeneratedColumn(_Strict):
 
 
 TASKS = ("binary", "multiclass", "regression")
-BUILT_TASKS = ("binary",)
+BUILT_TASKS = ("binary", "regression")
 
 
 class Label(_Strict):
-    """The label column, its task, and which delivered values mean the positive (and negative)
-    class."""
+    """The label column and its task: for binary, which delivered values mean the positive (and
+    negative) class; for regression, the range a delivered number must lie in."""
 
     column: str
     task: str = Field(
         default="binary",
-        description="binary (positive/negative values); multiclass and regression are refused "
-        "at load until they are built",
+        description="binary (positive/negative values) or regression (a number); multiclass is "
+        "refused at load until it is built",
     )
-    positive: list[str] = Field(min_length=1)
+    positive: list[str] | None = Field(default=None, min_length=1)
     negative: list[str] | None = Field(
         default=None, description="Omitted: every other non-missing value is negative"
+    )
+    range: tuple[float, float] | None = Field(
+        default=None,
+        description="regression: [min, max] of a valid label; a number outside is quarantined",
     )
     description: str = ""
 
@@ -127,8 +131,8 @@ class Label(_Strict):
         if task not in BUILT_TASKS:
             raise ValueError(
                 f"{task} labels are not supported yet: this version trains binary classifiers "
-                "only (a label whose values name a positive and a negative class); "
-                "docs/bring-your-own-data.md says what a contract can hold"
+                "(a label whose values name a positive and a negative class) and regressions "
+                "(a numeric label); docs/bring-your-own-data.md says what a contract can hold"
             )
         return task
 
@@ -140,7 +144,27 @@ class Label(_Strict):
         return [_text(value) for value in values] if isinstance(values, list) else values
 
     @model_validator(mode="after")
-    def _disjoint(self) -> Label:
+    def _fits_the_task(self) -> Label:
+        if self.task == "regression":
+            for name in ("positive", "negative"):
+                if getattr(self, name) is not None:
+                    raise ValueError(
+                        f"{name}: a regression label is a number, it has no classes; "
+                        "leave positive and negative out (range: [min, max] bounds it)"
+                    )
+            if self.range is not None and not self.range[0] < self.range[1]:
+                raise ValueError(f"range: {list(self.range)} is not [min, max] with min < max")
+            return self
+        if self.range is not None:
+            raise ValueError(
+                "range: only a regression label has a range; a binary one lists its classes"
+            )
+        if self.positive is None:
+            raise ValueError(
+                "positive: Field required: a binary label lists the delivered values that mean "
+                "the positive class (e.g. positive: [1]); a numeric label is task: regression; "
+                "multi-class labels are not supported yet"
+            )
         both = set(self.positive) & set(self.negative or [])
         if both:
             raise ValueError(f"values {sorted(both)} are both positive and negative")

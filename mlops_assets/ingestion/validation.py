@@ -104,7 +104,7 @@ def validate_rows(
         elif name == contract.event_time_column and contract.generates_event_time:
             typed[name] = pd.Series(pd.Timestamp(day), index=frame.index, dtype="datetime64[ns]")
         elif name not in frame.columns:  # labels not delivered yet
-            typed[name] = pd.Series(pd.NA, index=frame.index, dtype="Int8")
+            typed[name] = pd.Series(None, index=frame.index, dtype=contract.label.dtype)
         else:
             typed[name] = _coerce(frame[name], name, contract, reasons)
 
@@ -203,7 +203,7 @@ def _flag(values: pd.Series, mask: pd.Series, template: str, reasons: dict[int, 
 
 def _cast_integers(frame: pd.DataFrame, contract: DataContract) -> pd.DataFrame:
     frame = frame.copy()
-    frame[contract.label_column] = frame[contract.label_column].astype("Int8")
+    frame[contract.label_column] = frame[contract.label_column].astype(contract.label.dtype)
     for name in contract.raw_columns:
         if name not in (contract.id_column, contract.event_time_column, contract.label_column):
             column = contract.column(name)

@@ -21,6 +21,7 @@ from pydantic import Field
 
 if TYPE_CHECKING:
     from mlops_assets.monitoring.drift import DriftResult
+    from mlops_assets.tasks import Metric as TaskMetric
 
 DRIFT_SHARE = "mlops_drift_share"
 DRIFT_THRESHOLD = "mlops_drift_threshold"
@@ -33,7 +34,7 @@ DRIFT_PERSISTS = "mlops_drift_persists_after_retraining"
 CHAMPION_VERSION = "mlops_champion_version"
 CHAMPION_MOVED = "mlops_champion_moved_timestamp_seconds"
 REGISTERED_VERSION = "mlops_model_registered_version"
-REGISTERED_AUC = "mlops_model_registered_validation_roc_auc"
+REGISTERED_VALIDATION = "mlops_model_registered_validation_"  # + the task's gate metric
 REGISTERED_PROMOTED = "mlops_model_registered_promoted"
 PREDICTIONS = "mlops_batch_predictions_rows"
 PREDICTION_MEAN = "mlops_batch_predictions_mean_score"
@@ -162,10 +163,18 @@ def champion_metrics(version: str) -> list[Metric]:
     ]
 
 
-def registration_metrics(version: str, roc_auc: float, promoted: bool) -> list[Metric]:
+def registration_metrics(
+    version: str, metric: TaskMetric, value: float, promoted: bool
+) -> list[Metric]:
+    """The latest registered version, its validation value of the task's gate `metric`
+    (`mlops_model_registered_validation_roc_auc`, `..._rmse`), and whether it is champion."""
     return [
         Metric(REGISTERED_VERSION, "Latest registered model version", float(version)),
-        Metric(REGISTERED_AUC, "Validation ROC AUC of the latest registered version", roc_auc),
+        Metric(
+            f"{REGISTERED_VALIDATION}{metric.name}",
+            f"Validation {metric.title} of the latest registered version",
+            value,
+        ),
         Metric(
             REGISTERED_PROMOTED,
             "1 if the latest registered version is champion",

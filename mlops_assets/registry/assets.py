@@ -86,7 +86,12 @@ def build_registry_assets(
         exported = metrics.export(
             contract.model_name,
             "model_registration",
-            registration_metrics(version, float(trained_model.iloc[0]["roc_auc"]), is_champion),
+            registration_metrics(
+                version,
+                contract.task.metric,
+                float(trained_model.iloc[0][contract.task.metric.name]),
+                is_champion,
+            ),
             context.log,
         )
         champion_now = version if is_champion else _none(row["previous_champion"])
@@ -138,16 +143,24 @@ def _register(
         validation,
         champion_model,
         str(champion.version) if champion else None,
+        float(card["baseline"]),
     )
+    task = contract.task
+    metric = task.metric
     failures = [result for result in results if not result.passed]
     tags = {
         "dagster/run_id": context.run.run_id,
         "dagster/partition": context.partition_key,
         "mlops/contract": contract.name,
-        "validation_roc_auc": f"{card['roc_auc']:.4f}",
+        f"validation_{metric.name}": f"{card[metric.name]:.4f}",
         # how much that number can be trusted: the performance policy's noise allowance
         "validation_rows": str(len(validation)),
-        "validation_positives": str(int(validation[contract.label_column].sum())),
+        **{
+            f"validation_{name}": f"{value:g}"
+            for name, value in task.label_summary(
+                task.labels(validation, contract.label_column)
+            ).items()
+        },
         MODEL_DIGEST_TAG: card["model_sha256"],
         # Read by drift_report: a champion trained only on data since a drift, still drifting,
         # is escalated instead of retrained.
@@ -174,7 +187,7 @@ def _register(
     else:
         move = registered.move_champion(
             version,
-            reason=_promotion_reason(context, card["roc_auc"]),
+            reason=_promotion_reason(context, f"{metric.title} {card[metric.name]:.4f}"),
             dagster_run_id=context.run.run_id,
         )
         reason, is_champion = move.reason, True
@@ -196,10 +209,11 @@ def _gate_table(results: list[Any]) -> str:
     return "\n".join(["| gate | result | numbers |", "|---|---|---|", *rows])
 
 
-def _promotion_reason(context: dg.AssetExecutionContext, roc_auc: float) -> str:
-    """Why the alias moves: the gates, plus the drift that triggered the run when a sensor did."""
+def _promotion_reason(context: dg.AssetExecutionContext, validation: str) -> str:
+    """Why the alias moves: the gates (and the `validation` metric), plus the drift that
+    triggered the run when a sensor did."""
     tags = context.run.tags
-    reason = f"all gates passed (validation ROC AUC {roc_auc:.4f}) in {context.job_name}"
+    reason = f"all gates passed (validation {validation}) in {context.job_name}"
     if tags.get(TRIGGER_TAG) == "drift":
         reason += (
             f", retrained after drift share {tags.get('mlops/drift_share')} > "

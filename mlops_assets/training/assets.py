@@ -34,6 +34,7 @@ from mlops_assets.registry.mlflow import (
     dagster_run_ended,
     model_digest,
 )
+from mlops_assets.tasks import Task
 from mlops_assets.training.gates import GATE_NAMES, GateResult, evaluate_gates
 from mlops_assets.training.model import (
     SPLIT,
@@ -83,32 +84,39 @@ class TrainingSetConfig(dg.Config):
     )
 
 
-# One row describing a trained model; the model itself lives in MLflow (`model_uri`).
-TRAINED_MODEL_CARD = FrameSpec(
-    "TrainedModelCard",
-    (
-        ColumnSpec("model_uri", TEXT, "MLflow URI of the logged model"),
-        ColumnSpec("model_id", TEXT, "MLflow LoggedModel id"),
-        ColumnSpec("model_sha256", TEXT, "Digest of the model's files: loading checks it"),
-        ColumnSpec("run_id", TEXT, "MLflow run that trained it"),
-        ColumnSpec("experiment_id", TEXT),
-        ColumnSpec("as_of", TEXT, "Partition: the last day of the training window"),
-        ColumnSpec("window_start", TEXT, "First day with training rows"),
-        ColumnSpec("train_rows", INT, ge=1),
-        ColumnSpec("validation_rows", INT, ge=1),
-        ColumnSpec("roc_auc", FLOAT, nullable=True, ge=0, le=1),
-        ColumnSpec("pr_auc", FLOAT, nullable=True, ge=0, le=1),
-        ColumnSpec("brier", FLOAT, ge=0, le=1),
-        ColumnSpec("log_loss", FLOAT, ge=0),
-        ColumnSpec("reference_uri", TEXT, "Training features drift detection compares against"),
-        ColumnSpec("gates_passed", BOOL),
-    ),
-    "One row describing a trained model; the model itself lives in MLflow (`model_uri`).",
-)
+def trained_model_card(task: Task) -> FrameSpec:
+    """One row describing a trained model (its validation metrics those of the task); the model
+    itself lives in MLflow (`model_uri`)."""
+    return FrameSpec(
+        "TrainedModelCard",
+        (
+            ColumnSpec("model_uri", TEXT, "MLflow URI of the logged model"),
+            ColumnSpec("model_id", TEXT, "MLflow LoggedModel id"),
+            ColumnSpec("model_sha256", TEXT, "Digest of the model's files: loading checks it"),
+            ColumnSpec("run_id", TEXT, "MLflow run that trained it"),
+            ColumnSpec("experiment_id", TEXT),
+            ColumnSpec("as_of", TEXT, "Partition: the last day of the training window"),
+            ColumnSpec("window_start", TEXT, "First day with training rows"),
+            ColumnSpec("train_rows", INT, ge=1),
+            ColumnSpec("validation_rows", INT, ge=1),
+            *(
+                ColumnSpec(name, FLOAT, f"Validation {name}", nullable=nullable, ge=ge, le=le)
+                for name, (ge, le, nullable) in task.card_metrics.items()
+            ),
+            ColumnSpec(
+                "baseline",
+                FLOAT,
+                "The constant prediction of the training labels (mean), the floor's reference",
+            ),
+            ColumnSpec("reference_uri", TEXT, "Training features drift detection compares against"),
+            ColumnSpec("gates_passed", BOOL),
+        ),
+        "One row describing a trained model; the model itself lives in MLflow (`model_uri`).",
+    )
 
 
 _GATE_DESCRIPTIONS = {
-    "quality_floor": "Validation ROC AUC at least the contract's floor",
+    "quality_floor": "The task's validation quality metric at least the contract's floor",
     "challenger_not_worse_than_champion": "Not worse than the current champion on the same recent labelled rows",
     "bias_gap_within_limit": "Gap in the bias metric between groups of the bias column within the limit",
 }
@@ -177,7 +185,7 @@ def build_training_assets(
             )
         label = contract.label_column
         return dg.Output(
-            labelled.assign(**{label: labelled[label].astype("Int8")}),
+            labelled.assign(**{label: labelled[label].astype(contract.label.dtype)}),
             metadata={
                 **_training_set_metadata(contract, labelled, counts, frames, combined, config),
                 "redelivered_ids": sum(redelivered.values()),
@@ -188,7 +196,7 @@ def build_training_assets(
     @dg.asset(
         key=trained_key,
         partitions_def=partitions_def,
-        dagster_type=TRAINED_MODEL_CARD.dagster_type(),
+        dagster_type=trained_model_card(contract.task).dagster_type(),
         ins={"training_set": dg.AssetIn(contract.key(TRAINING_SET))},
         retry_policy=MLFLOW_RETRY_POLICY,
         check_specs=[
@@ -404,6 +412,7 @@ def _train_and_log(
             validation,
             champion_model,
             str(champion.version) if champion else None,
+            baseline,
         )
         mlflow.log_metrics({f"gate_{result.name}": float(result.passed) for result in gate_results})
         mlflow.set_tags({f"gate/{result.name}": result.summary[:4_000] for result in gate_results})
@@ -417,10 +426,8 @@ def _train_and_log(
         "window_start": window_start,
         "train_rows": len(train),
         "validation_rows": len(validation),
-        "roc_auc": metrics["roc_auc"],
-        "pr_auc": metrics["pr_auc"],
-        "brier": metrics["brier"],
-        "log_loss": metrics["log_loss"],
+        **{name: metrics[name] for name in contract.task.card_metrics},
+        "baseline": baseline,
         "reference_uri": f"{run.info.artifact_uri.rstrip('/')}/{REFERENCE_ARTIFACT}",
         "gates_passed": all(result.passed for result in gate_results),
     }
