@@ -122,8 +122,9 @@ def day_outcome(
         outcome.reference_version = str(metadata["drift_report"]["reference_version"])
     if "model_performance" in metadata:
         outcome.served_version = str(metadata["model_performance"]["model_version"])
-        outcome.served_roc_auc = float(metadata["model_performance"]["roc_auc"])
-        outcome.oracle_roc_auc = oracle_roc_auc(defs, contract, day)
+        if "roc_auc" in metadata["model_performance"]:  # a binary model's
+            outcome.served_roc_auc = float(metadata["model_performance"]["roc_auc"])
+            outcome.oracle_roc_auc = oracle_roc_auc(defs, contract, day)
     return outcome
 
 

@@ -149,11 +149,41 @@ class Task:
     # Built-in estimator name -> (module, class), in this task's form.
     estimators: ClassVar[dict[str, tuple[str, str]]]
     bias_metrics: ClassVar[tuple[str, ...]]
+    # Built-in estimator parameters other tasks' forms have and this one's lack.
+    foreign_params: ClassVar[tuple[str, ...]] = ()
     # The quality floor: this metric (higher is better) at least the contract's `gates.<setting>`.
     floor_metric: ClassVar[Metric]
     floor_setting: ClassVar[str]
     # The validation metrics a trained model's card holds: name -> (ge, le, nullable).
     card_metrics: ClassVar[dict[str, tuple[float | None, float | None, bool]]]
+    # The metrics of served predictions on the day's labelled rows (`model_performance`).
+    served_metrics: ClassVar[tuple[str, ...]]
+    # Registration tags the performance policy reads beside `validation_<metric>`.
+    validation_counts: ClassVar[tuple[str, ...]]
+    # What a prediction (the `score` column) is, and its bounds.
+    score_description: ClassVar[str]
+    score_range: ClassVar[tuple[float | None, float | None]] = (None, None)
+    decides: ClassVar[bool] = False  # whether a prediction carries a `decision` (`decisions`)
+
+    def decisions(self, scores: np.ndarray, threshold: float) -> dict[str, Any]:
+        """Columns a prediction adds beside its score (binary: the decision at `threshold`)."""
+        return {}
+
+    def served(self, scores: np.ndarray) -> list[Any]:
+        """The online server's `predictions`, as MLflow's scoring server answers for the model's
+        pyfunc method (`predict_method`)."""
+        return [float(score) for score in scores]
+
+    def prediction_summary(self, scores: np.ndarray, threshold: float) -> dict[str, float]:
+        """A batch's summary: its mean score, and (binary) the share decided positive."""
+        import numpy as np
+
+        return {"mean_score": float(np.mean(scores)) if len(scores) else float("nan")}
+
+    def served_floor(self, gates: Any) -> float | None:
+        """The quality floor in the served metric's own unit, for an alert rule; None where the
+        floor is relative (regression: against the mean of the training labels)."""
+        return None
 
     def estimator(self, name: str, params: dict[str, Any]) -> Any:
         """The built-in estimator `name` of this task, with `params`."""
@@ -165,7 +195,8 @@ class Task:
             )
         module, cls = self.estimators[name]
         extra = {"early_stopping": False} if name == "hist_gradient_boosting" else {}
-        return getattr(importlib.import_module(module), cls)(**extra, **params)
+        own = {key: value for key, value in params.items() if key not in self.foreign_params}
+        return getattr(importlib.import_module(module), cls)(**extra, **own)
 
     def encoding(self, label: Any) -> LabelEncoding:
         """How the contract's `label` section reads delivered values."""
@@ -268,12 +299,36 @@ class Binary(Task):
     bias_metrics = ("recall", "approval_rate")
     floor_metric = metric
     floor_setting = "min_roc_auc"
+    served_metrics = ("roc_auc", "pr_auc", "brier", "log_loss", "positive_rate")
+    validation_counts = ("validation_rows", "validation_positives")
+    score_description = "P(positive class)"
+    score_range = (0.0, 1.0)
+    decides = True
     card_metrics: ClassVar[dict[str, tuple[float | None, float | None, bool]]] = {
         "roc_auc": (0, 1, True),
         "pr_auc": (0, 1, True),
         "brier": (0, 1, False),
         "log_loss": (0, None, False),
     }
+
+    def decisions(self, scores: np.ndarray, threshold: float) -> dict[str, Any]:
+        import numpy as np
+
+        return {"decision": np.where(scores >= threshold, "positive", "negative")}
+
+    def served(self, scores: np.ndarray) -> list[Any]:
+        """[[P(negative), P(positive)], ...], as `predict_proba`."""
+        return [[float(1 - p), float(p)] for p in scores]
+
+    def prediction_summary(self, scores: np.ndarray, threshold: float) -> dict[str, float]:
+        nan = float("nan")
+        return {
+            **super().prediction_summary(scores, threshold),
+            "positive_rate": float((scores >= threshold).mean()) if len(scores) else nan,
+        }
+
+    def served_floor(self, gates: Any) -> float | None:
+        return gates.min_roc_auc
 
     def encoding(self, label: Any) -> LabelEncoding:
         negative = label.negative
@@ -382,8 +437,12 @@ class Regression(Task):
         "random_forest": ("sklearn.ensemble", "RandomForestRegressor"),
     }
     bias_metrics = ("relative_absolute_error",)
+    foreign_params = ("class_weight",)
     floor_metric = Metric("rmse_vs_baseline", "RMSE improvement over the mean", True)
     floor_setting = "min_improvement_over_baseline"
+    served_metrics = ("rmse", "mae", "r2", "mean_label")
+    validation_counts = ("validation_rows",)
+    score_description = "The predicted value"
     card_metrics: ClassVar[dict[str, tuple[float | None, float | None, bool]]] = {
         "rmse": (0, None, False),
         "mae": (0, None, False),

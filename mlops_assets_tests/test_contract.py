@@ -358,7 +358,7 @@ def test_no_module_outside_a_contract_names_a_dataset_column():
 def _frames_of_every_table():
     from mlops_assets.monitoring.assets import DRIFT_COLUMNS
     from mlops_assets.registry.assets import REGISTERED_MODEL_VERSION_CARD
-    from mlops_assets.serving.assets import MODEL_PERFORMANCE_CARD
+    from mlops_assets.serving.assets import model_performance_card
     from mlops_assets.tasks import TASKS
     from mlops_assets.training.assets import trained_model_card
 
@@ -366,7 +366,7 @@ def _frames_of_every_table():
         *(trained_model_card(task) for task in TASKS.values()),
         REGISTERED_MODEL_VERSION_CARD,
         DRIFT_COLUMNS,
-        MODEL_PERFORMANCE_CARD,
+        *(model_performance_card(task) for task in TASKS.values()),
     ]
     for contract in load_contracts(EXAMPLES_DIR, ENV):
         frames += list(contract.frames.values())

@@ -74,7 +74,10 @@ def test_lifecycle_exports_metrics_to_files_and_to_a_real_pushgateway(
     assert value(batch, m.PREDICTION_MEAN) == pytest.approx(predictions["mean_score"])
     assert value(batch, m.PREDICTION_PARTITION) == pd.Timestamp(NEXT_DAY, tz="UTC").timestamp()
     performance = metadata(platform, "model_performance")
-    assert value(exported["model_performance"], m.MODEL_AUC) == performance["roc_auc"]
+    assert (
+        value(exported["model_performance"], m.served_metric(platform.contract.task.metric))
+        == (performance["roc_auc"])
+    )
     assert drift["prometheus_metrics"] == str(
         Path(platform.settings.metrics_dir) / f"{model}.drift_report.prom"
     )

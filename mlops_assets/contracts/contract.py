@@ -203,19 +203,21 @@ class DataContract:
         camel = _camel(self.name)
         everything = self.raw_features + self.derived_features
         split = ColumnSpec(SPLIT, TEXT, "Time-based split", isin=("train", "validation"))
+        low, high = self.task.score_range
+        decision = ColumnSpec("decision", TEXT, "score >= threshold", isin=("positive", "negative"))
         predictions = (
             ColumnSpec(self.id_column, TEXT, unique=True),
             ColumnSpec(self.event_time_column, TIMESTAMP),
-            ColumnSpec("score", FLOAT, "P(positive class)", ge=0, le=1),
-            ColumnSpec("decision", TEXT, "score >= threshold", isin=("positive", "negative")),
+            ColumnSpec("score", FLOAT, self.task.score_description, ge=low, le=high),
+            *([decision] if self.task.decides else []),
             ColumnSpec("model_version", TEXT, "Registry version that scored the row"),
             ColumnSpec(
                 "shadow_score",
                 FLOAT,
                 "The previous champion's score, after a promotion (empty otherwise)",
                 nullable=True,
-                ge=0,
-                le=1,
+                ge=low,
+                le=high,
             ),
             ColumnSpec("shadow_version", TEXT, "Version that scored in shadow", nullable=True),
         )

@@ -435,6 +435,15 @@ class ContractFile(_Strict):
     ingestion: IngestionSettings = IngestionSettings()
     source: Source
 
+    @model_validator(mode="before")
+    @classmethod
+    def _task_defaults(cls, data: Any) -> Any:
+        """A regression contract's `performance` section is off unless written."""
+        label = data.get("label") if isinstance(data, dict) else None
+        if isinstance(label, dict) and label.get("task") == "regression":
+            data = {"performance": None, **data}
+        return data
+
     @model_validator(mode="after")
     def _fits_the_task(self) -> ContractFile:
         task = task_named(self.label.task)
@@ -442,6 +451,22 @@ class ContractFile(_Strict):
             raise ValueError(
                 f"model.estimator: {self.model.estimator} is not a {task.name} estimator; "
                 f"expected one of {', '.join(task.estimators)}, or module:function"
+            )
+        if task.name == "regression" and self.performance is not None:
+            raise ValueError(
+                "performance: judging a regression's served error on live labels (the "
+                "performance sensor, shadow scoring, rollback) is not built yet; set "
+                "performance: null (drift still retrains it)"
+            )
+        foreign = [
+            name
+            for name in task.foreign_params
+            if self.model.factory is None and name in self.model.params
+        ]
+        if foreign:
+            raise ValueError(
+                f"model.params: {', '.join(foreign)} is not a parameter of a {task.name} "
+                f"{self.model.estimator}"
             )
         if self.gates.bias is not None and self.gates.bias.metric not in task.bias_metrics:
             raise ValueError(

@@ -40,7 +40,6 @@ def alert_rules(contracts: list[DataContract]) -> dict[str, Any]:
 
 def _rule_group(contract: DataContract) -> dict[str, Any]:
     policy = RetrainingPolicy.of(contract)
-    min_roc_auc = contract.spec.gates.min_roc_auc
     model = contract.model_name
     selector = f'{{model="{model}"}}'
     threshold = policy.drift_threshold
@@ -79,18 +78,7 @@ def _rule_group(contract: DataContract) -> dict[str, Any]:
                     ),
                 },
             },
-            {
-                "alert": "MlopsServedModelAucBelowFloor",
-                "expr": f"{m.MODEL_AUC}{selector} < {min_roc_auc}",
-                "for": "0s",
-                "labels": {"severity": "critical", "model": model},
-                "annotations": {
-                    "summary": f"{model} v{{{{ $labels.model_version }}}}: served ROC AUC "
-                    f"{{{{ $value }}}} below the promotion floor {min_roc_auc}",
-                    "description": "Labels show the served model doing worse than any "
-                    f"challenger is allowed to; consider the {contract.name}_rollback_champion job.",
-                },
-            },
+            *_floor_rules(contract, selector),
             {
                 "alert": "MlopsNoChampion",
                 "expr": f"absent({m.CHAMPION_VERSION}{selector})",
@@ -115,6 +103,29 @@ def _rule_group(contract: DataContract) -> dict[str, Any]:
             },
         ],
     }
+
+
+def _floor_rules(contract: DataContract, selector: str) -> list[dict[str, Any]]:
+    """The served model below the promotion floor, where the floor is in the served metric's
+    unit (binary ROC AUC; a regression's floor is relative to the mean predictor: no rule)."""
+    floor = contract.task.served_floor(contract.spec.gates)
+    if floor is None:
+        return []
+    metric, model = contract.task.metric, contract.model_name
+    return [
+        {
+            "alert": "MlopsServedModelAucBelowFloor",
+            "expr": f"{m.served_metric(metric)}{selector} < {floor}",
+            "for": "0s",
+            "labels": {"severity": "critical", "model": model},
+            "annotations": {
+                "summary": f"{model} v{{{{ $labels.model_version }}}}: served {metric.title} "
+                f"{{{{ $value }}}} below the promotion floor {floor}",
+                "description": "Labels show the served model doing worse than any "
+                f"challenger is allowed to; consider the {contract.name}_rollback_champion job.",
+            },
+        }
+    ]
 
 
 def grafana_dashboard(contracts: list[DataContract]) -> dict[str, Any]:
@@ -145,7 +156,7 @@ def grafana_dashboard(contracts: list[DataContract]) -> dict[str, Any]:
 
 def _model_panels(contract: DataContract, top: int) -> list[dict[str, Any]]:
     policy = RetrainingPolicy.of(contract)
-    min_roc_auc = contract.spec.gates.min_roc_auc
+    metric, floor = contract.task.metric, contract.task.served_floor(contract.spec.gates)
     model = contract.model_name
     selector = f'{{model="{model}"}}'
 
@@ -221,10 +232,10 @@ def _model_panels(contract: DataContract, top: int) -> list[dict[str, Any]]:
             kind="stat",
         ),
         panel(
-            f"Served model ROC AUC (floor {min_roc_auc})",
-            [(f"{m.MODEL_AUC}{selector}", "v{{model_version}}")],
+            f"Served model {metric.title}" + (f" (floor {floor})" if floor is not None else ""),
+            [(f"{m.served_metric(metric)}{selector}", "v{{model_version}}")],
             (12, 8, 12, 6),
-            red_below=min_roc_auc,
+            red_below=floor,
         ),
         panel(
             "Rows scored per batch",

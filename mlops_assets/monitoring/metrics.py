@@ -40,8 +40,7 @@ PREDICTIONS = "mlops_batch_predictions_rows"
 PREDICTION_MEAN = "mlops_batch_predictions_mean_score"
 POSITIVE_RATE = "mlops_batch_predictions_positive_rate"
 PREDICTION_PARTITION = "mlops_batch_predictions_partition_timestamp_seconds"
-MODEL_AUC = "mlops_model_roc_auc"
-SHADOW_AUC = "mlops_model_shadow_roc_auc"
+SERVED = "mlops_model_"  # + the task's gate metric (`served_metric`)
 LABELLED_ROWS = "mlops_model_labelled_rows"
 
 
@@ -210,31 +209,46 @@ def prediction_metrics(
     ]
 
 
+def served_metric(metric: TaskMetric, shadow: bool = False) -> str:
+    """The Prometheus name of the served model's (or its shadow's) gate metric:
+    `mlops_model_roc_auc`, `mlops_model_shadow_rmse`."""
+    return f"{SERVED}{'shadow_' if shadow else ''}{metric.name}"
+
+
 def performance_metrics(
     model_version: str,
     labelled_rows: int,
-    roc_auc: float,
+    metric: TaskMetric,
+    value: float,
     shadow_version: str | None = None,
-    shadow_roc_auc: float = float("nan"),
+    shadow_value: float = float("nan"),
 ) -> list[Metric]:
-    """Served-model quality; the AUC only once labels exist (no sample rather than a NaN); the
-    previous champion's on the same rows while it scores in shadow."""
+    """Served-model quality on the task's gate `metric`, only once labels exist (no sample
+    rather than a NaN); the previous champion's on the same rows while it scores in shadow."""
     labels = {"model_version": model_version}
     metrics = [
-        Metric(LABELLED_ROWS, "Labelled rows behind the served model's AUC", labelled_rows, labels)
+        Metric(
+            LABELLED_ROWS,
+            f"Labelled rows behind the served model's {metric.title}",
+            labelled_rows,
+            labels,
+        )
     ]
-    if labelled_rows and not math.isnan(roc_auc):
+    if labelled_rows and not math.isnan(value):
         metrics.append(
             Metric(
-                MODEL_AUC, "ROC AUC of the served model on labelled applications", roc_auc, labels
+                served_metric(metric),
+                f"{metric.title} of the served model on labelled rows",
+                value,
+                labels,
             )
         )
-    if shadow_version and not math.isnan(shadow_roc_auc):
+    if shadow_version and not math.isnan(shadow_value):
         metrics.append(
             Metric(
-                SHADOW_AUC,
-                "ROC AUC of the previous champion, scoring in shadow, on the same rows",
-                shadow_roc_auc,
+                served_metric(metric, shadow=True),
+                f"{metric.title} of the previous champion, scoring in shadow, on the same rows",
+                shadow_value,
                 {**labels, "shadow_version": shadow_version},
             )
         )

@@ -1,10 +1,12 @@
-"""The online model server: the champion's `predict_proba` over HTTP, requests checked against the
-contract before the model sees them.
+"""The online model server: the champion's predictions over HTTP (`predict_proba` of a binary
+model, `predict` of a regression), requests checked against the contract before the model sees
+them.
 
 MLflow's scoring server accepts any value its schema can convert: an age of 500, an income of -1
 or an unknown level got a prediction, a 10 MB body a 500, and its 400s carried the server's stack
 trace. This one answers the same requests (`dataframe_split`, `dataframe_records`, `instances`)
-with the same `{"predictions": [[P(negative), P(positive)], ...]}`, but:
+with the same `{"predictions": [[P(negative), P(positive)], ...]}` (a regression: `[value, ...]`),
+but:
 
 - a value outside the contract (range, level, type, a missing required column) gets a 400 whose
   `reasons` name the row, column and rule;
@@ -137,11 +139,10 @@ class ServedModel:
     version: str
     alias: str | None
 
-    def predict(self, frame: pd.DataFrame) -> list[list[float]]:
+    def predict(self, frame: pd.DataFrame) -> list[Any]:
         from mlops_assets.training.model import predict
 
-        positive = predict(self.pipeline, frame, self.contract)
-        return [[float(1 - p), float(p)] for p in positive]
+        return self.contract.task.served(predict(self.pipeline, frame, self.contract))
 
 
 def build_app(served: ServedModel, max_request_bytes: int = MAX_REQUEST_BYTES) -> Starlette:

@@ -22,34 +22,39 @@ from mlops_assets.monitoring.metrics import (
     prediction_metrics,
 )
 from mlops_assets.registry.mlflow import MlflowRegistry, RegisteredModel, RegistryError
+from mlops_assets.tasks import Task
 from mlops_assets.training.model import predict
 
-# Version tags written at registration: the size of the validation set behind its ROC AUC.
-VALIDATION_COUNTS = ("validation_rows", "validation_positives")
 
-MODEL_PERFORMANCE_CARD = FrameSpec(
-    "ModelPerformance",
-    (
-        ColumnSpec("model_version", TEXT),
-        ColumnSpec("scored_rows", INT, ge=0),
-        ColumnSpec("labelled_rows", INT, ge=0),
-        *(
-            ColumnSpec(name, FLOAT, nullable=True)
-            for name in ("roc_auc", "pr_auc", "brier", "log_loss", "positive_rate")
+def model_performance_card(task: Task) -> FrameSpec:
+    """One row: how well the day's served scores did on the rows labelled so far, in the
+    task's metrics (and the gate metric of the previous champion scoring in shadow)."""
+    return FrameSpec(
+        "ModelPerformance",
+        (
+            ColumnSpec("model_version", TEXT),
+            ColumnSpec("scored_rows", INT, ge=0),
+            ColumnSpec("labelled_rows", INT, ge=0),
+            *(ColumnSpec(name, FLOAT, nullable=True) for name in task.served_metrics),
+            ColumnSpec(
+                "shadow_version", TEXT, "The previous champion, scoring in shadow", nullable=True
+            ),
+            ColumnSpec(
+                f"shadow_{task.metric.name}",
+                FLOAT,
+                f"Its {task.metric.title} on the same labelled rows",
+                nullable=True,
+            ),
         ),
-        ColumnSpec(
-            "shadow_version", TEXT, "The previous champion, scoring in shadow", nullable=True
-        ),
-        ColumnSpec("shadow_roc_auc", FLOAT, "Its ROC AUC on the same labelled rows", nullable=True),
-    ),
-    "One row: how well the day's served scores did, on the rows labelled so far.",
-)
+        "One row: how well the day's served scores did, on the rows labelled so far.",
+    )
 
 
 def build_serving_assets(
     contract: DataContract, partitions_def: dg.PartitionsDefinition
 ) -> list[dg.AssetsDefinition]:
     threshold = contract.spec.model.decision_threshold
+    metric = contract.task.metric.name
 
     @dg.asset(
         key=contract.key(BATCH_PREDICTIONS),
@@ -85,7 +90,7 @@ def build_serving_assets(
                 str(champion.version),
                 len(predictions),
                 summary["mean_score"],
-                summary["positive_rate"],
+                summary.get("positive_rate", float("nan")),
             ),
             context.log,
         )
@@ -94,13 +99,13 @@ def build_serving_assets(
             metadata={
                 "model_version": str(champion.version),
                 "shadow_version": shadow[0] if shadow else "none",
-                # what the performance policy compares the served ROC AUC with, and on how many rows
-                "champion_validation_roc_auc": float(
-                    champion.tags.get("validation_roc_auc", "nan")
+                # what the performance policy compares the served metric with, on how many rows
+                f"champion_validation_{metric}": float(
+                    champion.tags.get(f"validation_{metric}", "nan")
                 ),
                 **{
                     f"champion_{name}": int(champion.tags.get(name, "0"))
-                    for name in VALIDATION_COUNTS
+                    for name in contract.task.validation_counts
                 },
                 "dagster/row_count": len(predictions),
                 **summary,
@@ -112,7 +117,7 @@ def build_serving_assets(
     @dg.asset(
         key=contract.key(MODEL_PERFORMANCE),
         partitions_def=partitions_def,
-        dagster_type=MODEL_PERFORMANCE_CARD.dagster_type(),
+        dagster_type=model_performance_card(contract.task).dagster_type(),
         ins={
             "batch_predictions": dg.AssetIn(contract.key(BATCH_PREDICTIONS)),
             "features": dg.AssetIn(contract.key(FEATURES)),
@@ -134,16 +139,17 @@ def build_serving_assets(
 
         row = served_performance(contract, batch_predictions, features)
         mean_score_labelled = row.pop("mean_score_labelled")
-        champion = _champion_validation(context, contract.key(BATCH_PREDICTIONS))
+        champion = _champion_validation(context, contract, contract.key(BATCH_PREDICTIONS))
         exported = metrics.export(
             contract.model_name,
             "model_performance",
             performance_metrics(
                 row["model_version"],
                 row["labelled_rows"],
-                row["roc_auc"],
+                contract.task.metric,
+                row[metric],
                 row["shadow_version"],
-                row["shadow_roc_auc"],
+                row[f"shadow_{metric}"],
             ),
             context.log,
         )
@@ -158,15 +164,20 @@ def build_serving_assets(
                 "labelled_rows": row["labelled_rows"],
                 **{
                     name: dg.MetadataValue.float(float(row[name]))
-                    for name in ("roc_auc", "pr_auc", "brier")
+                    for name in contract.task.served_metrics
+                    if name != "positive_rate"
                 },
                 "mean_score_labelled": dg.MetadataValue.float(mean_score_labelled),
                 # read by the rollback sensor: the previous champion on the same rows
                 "shadow_version": row["shadow_version"] or "none",
-                "shadow_roc_auc": dg.MetadataValue.float(float(row["shadow_roc_auc"])),
-                "observed_positive_rate": dg.MetadataValue.float(float(row["positive_rate"])),
-                "champion_validation_roc_auc": dg.MetadataValue.float(
-                    champion.pop("champion_validation_roc_auc")
+                f"shadow_{metric}": dg.MetadataValue.float(float(row[f"shadow_{metric}"])),
+                **(
+                    {"observed_positive_rate": dg.MetadataValue.float(float(row["positive_rate"]))}
+                    if "positive_rate" in row
+                    else {}
+                ),
+                f"champion_validation_{metric}": dg.MetadataValue.float(
+                    champion.pop(f"champion_validation_{metric}")
                 ),
                 **champion,
             },
@@ -198,9 +209,11 @@ def _shadow(
         return None
 
 
-def _champion_validation(context: dg.AssetExecutionContext, scored: dg.AssetKey) -> dict:
-    """The validation ROC AUC (and its row and positive counts) of the champion that scored
-    this partition, from the scoring's metadata."""
+def _champion_validation(
+    context: dg.AssetExecutionContext, contract: DataContract, scored: dg.AssetKey
+) -> dict:
+    """The validation gate metric (and its row and positive counts) of the champion that
+    scored this partition, from the scoring's metadata."""
     records = context.instance.fetch_materializations(
         dg.AssetRecordsFilter(asset_key=scored, asset_partitions=[context.partition_key]), limit=1
     ).records
@@ -210,9 +223,13 @@ def _champion_validation(context: dg.AssetExecutionContext, scored: dg.AssetKey)
     def value(name: str, default: float) -> float:
         return float(metadata[name].value) if name in metadata else default
 
+    validation = f"champion_validation_{contract.task.metric.name}"
     return {
-        "champion_validation_roc_auc": value("champion_validation_roc_auc", float("nan")),
-        **{f"champion_{name}": int(value(f"champion_{name}", 0)) for name in VALIDATION_COUNTS},
+        validation: value(validation, float("nan")),
+        **{
+            f"champion_{name}": int(value(f"champion_{name}", 0))
+            for name in contract.task.validation_counts
+        },
     }
 
 
@@ -239,14 +256,14 @@ def score(
     import numpy as np
     import pandas as pd
 
-    probability = predict(model, features, contract)
-    flagged = probability >= contract.spec.model.decision_threshold
+    task, threshold = contract.task, contract.spec.model.decision_threshold
+    scores = predict(model, features, contract)
     predictions = pd.DataFrame(
         {
             contract.id_column: features[contract.id_column].to_numpy(),
             contract.event_time_column: features[contract.event_time_column].to_numpy(),
-            "score": probability,
-            "decision": pd.Series(flagged).map({True: "positive", False: "negative"}).to_numpy(),
+            "score": scores,
+            **task.decisions(scores, threshold),
             "model_version": version,
             "shadow_score": predict(shadow[1], features, contract)
             if shadow
@@ -256,11 +273,7 @@ def score(
             ).to_numpy(),
         }
     )
-    summary = {
-        "mean_score": float(probability.mean()) if len(probability) else float("nan"),
-        "positive_rate": float(flagged.mean()) if len(flagged) else float("nan"),
-    }
-    return predictions, summary
+    return predictions, task.prediction_summary(scores, threshold)
 
 
 def served_performance(
@@ -276,27 +289,23 @@ def served_performance(
     shadowed = (
         labelled[labelled["shadow_score"].notna()] if "shadow_score" in labelled else labelled[:0]
     )
-    shadow_scores = (
-        contract.task.metrics(
-            contract.task.labels(shadowed, label), shadowed["shadow_score"].to_numpy()
-        )["roc_auc"]
+    task, metric = contract.task, contract.task.metric.name
+    shadow_score = (
+        task.metrics(task.labels(shadowed, label), shadowed["shadow_score"].to_numpy())[metric]
         if len(shadowed)
         else float("nan")
     )
     scores = (
-        contract.task.metrics(contract.task.labels(labelled, label), labelled["score"].to_numpy())
+        task.metrics(task.labels(labelled, label), labelled["score"].to_numpy())
         if len(labelled)
-        else dict.fromkeys(
-            ("roc_auc", "pr_auc", "brier", "log_loss", "positive_rate"), float("nan")
-        )
+        else dict.fromkeys(task.served_metrics, float("nan"))
     )
     return {
         "model_version": versions,
         "mean_score_labelled": float(labelled["score"].mean()) if len(labelled) else float("nan"),
         "scored_rows": len(joined),
         "labelled_rows": len(labelled),
-        **{name: scores[name] for name in ("roc_auc", "pr_auc", "brier", "log_loss")},
-        "positive_rate": scores["positive_rate"],
+        **{name: scores[name] for name in task.served_metrics},
         "shadow_version": ", ".join(sorted(shadowed["shadow_version"].unique())) or None,
-        "shadow_roc_auc": shadow_scores,
+        f"shadow_{metric}": shadow_score,
     }
