@@ -344,7 +344,7 @@ def online_prediction(
     log = settings.home / "logs" / "serve.log"
     with model_server(settings, contract, log) as url:
         started = time.perf_counter()
-        served = predict_online(url, features[contract.feature_columns])
+        served = predict_online(url, features[contract.feature_columns], contract.task)
         latency_ms = (time.perf_counter() - started) * 1000
     difference = float(np.max(np.abs(np.asarray(served) - expected)))
     return Online(str(champion.version), day, len(served), latency_ms, difference)

@@ -174,6 +174,10 @@ class Task:
         pyfunc method (`predict_method`)."""
         return [float(score) for score in scores]
 
+    def score_of(self, served: Any) -> float:
+        """The score back from one of the online server's `predictions` (`served`)."""
+        return float(served)
+
     def prediction_summary(self, scores: np.ndarray, threshold: float) -> dict[str, float]:
         """A batch's summary: its mean score, and (binary) the share decided positive."""
         import numpy as np
@@ -319,6 +323,9 @@ class Binary(Task):
     def served(self, scores: np.ndarray) -> list[Any]:
         """[[P(negative), P(positive)], ...], as `predict_proba`."""
         return [[float(1 - p), float(p)] for p in scores]
+
+    def score_of(self, served: Any) -> float:
+        return float(served[1])
 
     def prediction_summary(self, scores: np.ndarray, threshold: float) -> dict[str, float]:
         nan = float("nan")

@@ -93,3 +93,12 @@ def test_a_label_without_spread_is_an_explained_refusal():
     assert "nothing to learn" in REGRESSION.problem(np.full(10, 4.0), splits, 0.2)
     assert REGRESSION.problem(np.arange(10.0), splits, 0.2) is None
     assert "bunched in time" in Binary().problem(np.r_[np.zeros(8), 1, 1], splits, 0.2)
+
+
+@pytest.mark.parametrize("task", [Binary(), REGRESSION], ids=lambda task: task.name)
+def test_the_online_answer_reads_back_as_the_batch_score(task):
+    """What /invocations answers (`served`) and what the online client reads (`score_of`)."""
+    scores = np.array([0.1, 0.75, 0.5])
+    answer = task.served(scores)
+    assert [task.score_of(row) for row in answer] == pytest.approx(scores.tolist())
+    assert answer[1] == ([0.25, 0.75] if task.name == "binary" else 0.75)

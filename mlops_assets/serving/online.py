@@ -5,8 +5,9 @@
 
 Both read the same settings and contracts as the code location (MLFLOW_TRACKING_URI,
 MLOPS_CONTRACTS, ...); `--contract` picks the model when several are loaded. The server
-(`serving/app.py`) answers POST /invocations with `predictions: [[P(negative), P(positive)]]`, the
-same `predict_proba` the batch scorer uses, after checking each request against the contract.
+(`serving/app.py`) answers POST /invocations with the task's predictions (`[[P(negative),
+P(positive)]]` for binary, values for a regression), the same the batch scorer computes, after
+checking each request against the contract.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from typing import Any
 from mlops_assets.contracts import DataContract
 from mlops_assets.registry.mlflow import CHAMPION
 from mlops_assets.settings import PlatformSettings
+from mlops_assets.tasks import Task
 
 KSERVE_API_VERSION = "serving.kserve.io/v1beta1"
 
@@ -110,8 +112,9 @@ def _settings_environment(settings: PlatformSettings) -> dict[str, str]:
     return {k: v for k, v in settings.environ.items() if k.startswith(("MLOPS_", "MLFLOW_"))}
 
 
-def predict_online(base_url: str, frame: Any) -> list[float]:
-    """P(positive) per row from a model server, sent as MLflow's `dataframe_split` JSON."""
+def predict_online(base_url: str, frame: Any, task: Task) -> list[float]:
+    """The task's score per row (P(positive), a value) from a model server, sent as MLflow's
+    `dataframe_split` JSON."""
     body = {"dataframe_split": json.loads(frame.to_json(orient="split", index=False))}
     request = urllib.request.Request(
         f"{base_url}/invocations",
@@ -119,7 +122,7 @@ def predict_online(base_url: str, frame: Any) -> list[float]:
         headers={"Content-Type": "application/json"},
     )
     with urllib.request.urlopen(request, timeout=60) as response:
-        return [row[1] for row in json.loads(response.read())["predictions"]]
+        return [task.score_of(row) for row in json.loads(response.read())["predictions"]]
 
 
 def _registry(settings: PlatformSettings) -> Any:
