@@ -8,9 +8,12 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import TYPE_CHECKING
 
 import dagster as dg
-from dagster._utils.error import SerializableErrorInfo
+
+if TYPE_CHECKING:
+    from dagster._utils.error import SerializableErrorInfo
 
 # Asset stages: the last part of each asset key.
 RAW = "raw"

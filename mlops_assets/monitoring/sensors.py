@@ -207,14 +207,26 @@ def _retrained_against(
 def _inconclusive(instance: dg.DagsterInstance, run: dg.DagsterRun) -> bool:
     """Whether a failed retraining says nothing about the champion: its training set was unusable
     for the data's shape, it failed on infrastructure, or its challenger was refused within noise."""
-    for entry in instance.all_logs(run.run_id, of_type=dg.DagsterEventType.STEP_FAILURE):
-        failure = entry.dagster_event.event_specific_data
+    for failure in _step_failures(instance, run):
         if failed_on_infrastructure(failure.error) or (
             failure.user_failure_data is not None
             and UNUSABLE_TRAINING_SET in failure.user_failure_data.metadata
         ):
             return True
     return _refused_within_noise(instance, run)
+
+
+def _step_failures(instance: dg.DagsterInstance, run: dg.DagsterRun) -> list[Any]:
+    """The `StepFailureData` of each failed step of `run`."""
+    return [
+        entry.dagster_event.event_specific_data
+        for entry in instance.all_logs(run.run_id, of_type=dg.DagsterEventType.STEP_FAILURE)
+    ]
+
+
+def _attempt(run: dg.DagsterRun) -> int:
+    """Which attempt at its sensor request `run` is (1 unless requested again)."""
+    return int(run.tags.get(ATTEMPT_TAG, "1"))
 
 
 # Attempts at one sensor request whose runs failed on infrastructure (~10 s each to fail).
@@ -229,12 +241,9 @@ def awaits_retry(instance: dg.DagsterInstance, run: dg.DagsterRun) -> bool:
         "performance",
     ):
         return False
-    if int(run.tags.get(ATTEMPT_TAG, "1")) >= MAX_INFRASTRUCTURE_ATTEMPTS:
+    if _attempt(run) >= MAX_INFRASTRUCTURE_ATTEMPTS:
         return False
-    return any(
-        failed_on_infrastructure(entry.dagster_event.event_specific_data.error)
-        for entry in instance.all_logs(run.run_id, of_type=dg.DagsterEventType.STEP_FAILURE)
-    )
+    return any(failed_on_infrastructure(f.error) for f in _step_failures(instance, run))
 
 
 def infrastructure_retry(
@@ -250,7 +259,6 @@ def infrastructure_retry(
     )
     if not latest or not awaits_retry(instance, run := latest[0].dagster_run):
         return None
-    attempt = int(run.tags.get(ATTEMPT_TAG, "1")) + 1
     return dg.RunRequest(
         run_key=f"retry:{run.run_id}",
         partition_key=run.tags.get("dagster/partition"),
@@ -258,14 +266,14 @@ def infrastructure_retry(
         tags={
             **{name: value for name, value in run.tags.items() if name.startswith("mlops/")},
             RETRY_OF_TAG: run.run_id,
-            ATTEMPT_TAG: str(attempt),
+            ATTEMPT_TAG: str(_attempt(run) + 1),
         },
     )
 
 
 def _refused_within_noise(instance: dg.DagsterInstance, run: dg.DagsterRun) -> bool:
     """Whether the only gate that refused the run's challenger was the comparison with the
-    champion, and its paired interval of the ROC AUC change still reached 0."""
+    champion, and its paired interval of the gate metric's improvement still reached 0."""
     failed = [
         entry.dagster_event.event_specific_data
         for entry in instance.all_logs(
