@@ -3,9 +3,9 @@ is, its metrics and the one the gates compare, the per-row loss the challenger's
 resamples, the baseline a quality floor is measured against, and the bias gate's group metric.
 
 Training, the gates and serving ask `task_of(contract)` instead of testing the task themselves;
-adding a task is adding one such object (and a shipped example). Binary and regression live here;
-a contract may so far declare `binary` only (`contracts.schema.BUILT_TASKS`): regression is not
-yet served, monitored or rolled back on its own metrics.
+adding a task is adding one such object (and a shipped example). A multiclass task holds its
+contract's classes (`for_label`), the others are stateless. Only binary models are watched on live
+labels (`watches_performance`: the performance sensor, shadow scoring, rollback).
 
 scikit-learn is imported inside the methods so that loading the code location stays fast.
 """
@@ -124,6 +124,36 @@ class NumericLabels(LabelEncoding):
         return {"ge": self.minimum, "le": self.maximum}
 
 
+@dataclass(frozen=True)
+class ClassIndices(LabelEncoding):
+    """Delivered values -> the index of their class in the contract's `classes` / missing /
+    invalid (a value that is no declared class)."""
+
+    classes: tuple[str, ...]
+    dtype: ClassVar[str] = "Int8"  # nullable class index; a contract holds at most 100 classes
+
+    def encode(self, values: pd.Series) -> tuple[pd.Series, pd.Series]:
+        import pandas as pd
+
+        delivered = values.notna() & (values.astype("string").str.strip() != "").fillna(False)
+        index = values.map(_label_text, na_action="ignore").map(
+            {name: position for position, name in enumerate(self.classes)}
+        )
+        known = delivered & index.notna()
+        encoded = pd.Series(pd.NA, index=values.index, dtype="Int8")
+        encoded[known] = index[known].astype(int)
+        return encoded, delivered & ~known
+
+    def describe(self) -> str:
+        return f"one of the classes {', '.join(self.classes)}"
+
+    def meaning(self) -> str:
+        return ", ".join(f"{position} = {name}" for position, name in enumerate(self.classes))
+
+    def checks(self) -> dict[str, Any]:
+        return {"isin": tuple(range(len(self.classes)))}
+
+
 def _label_text(value: Any) -> str:
     """A delivered label value as text; whole floats lose their `.0` so `1.0` matches `1`."""
     value = value.item() if hasattr(value, "item") else value  # numpy scalars to Python
@@ -163,11 +193,33 @@ class Task:
     # What a prediction (the `score` column) is, and its bounds.
     score_description: ClassVar[str]
     score_range: ClassVar[tuple[float | None, float | None]] = (None, None)
-    decides: ClassVar[bool] = False  # whether a prediction carries a `decision` (`decisions`)
+    # Whether served predictions are judged on live labels: the performance sensor, shadow
+    # scoring and rollback (a contract's `performance` section).
+    watches_performance: ClassVar[bool] = False
+
+    def for_label(self, label: Any) -> Task:
+        """The task of a contract's `label` section (multiclass: with its classes)."""
+        return self
+
+    def decision_values(self) -> tuple[str, ...] | None:
+        """The values of a prediction's `decision` column, or None where it has none."""
+        return None
 
     def decisions(self, scores: np.ndarray, threshold: float) -> dict[str, Any]:
         """Columns a prediction adds beside its score (binary: the decision at `threshold`)."""
         return {}
+
+    def score_columns(self, prefix: str) -> dict[str, str]:
+        """The stored columns of one model's predictions (`score`, `shadow_score`), described."""
+        return {prefix: self.score_description}
+
+    def prediction_columns(self, scores: np.ndarray, prefix: str) -> dict[str, np.ndarray]:
+        """`predict`'s output as the columns of `score_columns`."""
+        return {prefix: scores}
+
+    def stored_scores(self, frame: pd.DataFrame, prefix: str) -> np.ndarray:
+        """`predict`'s output back from the columns of `score_columns`."""
+        return frame[prefix].to_numpy(dtype=float)
 
     def served(self, scores: np.ndarray) -> list[Any]:
         """The online server's `predictions`, as MLflow's scoring server answers for the model's
@@ -226,9 +278,9 @@ class Task:
         trusted (binary: positives; regression: the labels' mean and spread)."""
         raise NotImplementedError
 
-    def baseline(self, train_labels: np.ndarray) -> float:
+    def baseline(self, train_labels: np.ndarray) -> Any:
         """The constant prediction learned from the training labels alone: their mean (the
-        positive rate, for binary)."""
+        positive rate, for binary; the class shares, for multiclass)."""
         import numpy as np
 
         return float(np.mean(np.asarray(train_labels, dtype=float)))
@@ -252,6 +304,21 @@ class Task:
         """For the bias gate: per row, whether it counts in a group's denominator, and its value;
         a group's metric is the mean value over its counted rows."""
         raise NotImplementedError
+
+    def group_value(
+        self,
+        labels: np.ndarray,
+        predictions: np.ndarray,
+        metric: str,
+        threshold: float,
+        rows: np.ndarray,
+    ) -> tuple[int, float]:
+        """For the bias gate: the rows of one group (a mask) in the metric's denominator, and the
+        group's metric (the mean of `group_metric`'s values over them)."""
+        counted, values = self.group_metric(labels, predictions, metric, threshold)
+        denominator = rows & counted
+        value = float(values[denominator].mean()) if denominator.any() else float("nan")
+        return int(denominator.sum()), value
 
     def paired_interval(
         self,
@@ -307,13 +374,16 @@ class Binary(Task):
     validation_counts = ("validation_rows", "validation_positives")
     score_description = "P(positive class)"
     score_range = (0.0, 1.0)
-    decides = True
+    watches_performance = True
     card_metrics: ClassVar[dict[str, tuple[float | None, float | None, bool]]] = {
         "roc_auc": (0, 1, True),
         "pr_auc": (0, 1, True),
         "brier": (0, 1, False),
         "log_loss": (0, None, False),
     }
+
+    def decision_values(self) -> tuple[str, ...] | None:
+        return ("positive", "negative")
 
     def decisions(self, scores: np.ndarray, threshold: float) -> dict[str, Any]:
         import numpy as np
@@ -538,9 +608,248 @@ class Regression(Task):
         return np.ones(len(labels), dtype=bool), errors / overall if overall else errors
 
 
-TASKS: dict[str, Task] = {task.name: task for task in (Binary(), Regression())}
+# Log loss of a probability clipped here (a class predicted impossible still has a finite loss).
+_MIN_PROBABILITY = 1e-15
+
+
+@dataclass(frozen=True)
+class Multiclass(Task):
+    """Three or more classes, `classes` in the contract's order; a prediction is one probability
+    per class (a row of `predict_proba`). The gate metric is log loss, a per-row loss the paired
+    bootstrap resamples; the quality floor is measured against predicting the training rows'
+    class shares, so it holds whatever the number of classes."""
+
+    classes: tuple[str, ...] = ()
+    name: ClassVar[str] = "multiclass"
+    metric: ClassVar[Metric] = Metric("log_loss", "log loss", higher_is_better=False)
+    predict_method: ClassVar[str] = "predict_proba"
+    estimators: ClassVar[dict[str, tuple[str, str]]] = Binary.estimators
+    bias_metrics: ClassVar[tuple[str, ...]] = ("macro_recall",)
+    floor_metric: ClassVar[Metric] = Metric(
+        "log_loss_vs_baseline", "log loss improvement over the class shares", True
+    )
+    floor_setting: ClassVar[str] = "min_improvement_over_baseline"
+    served_metrics: ClassVar[tuple[str, ...]] = ("log_loss", "macro_f1", "roc_auc_ovr", "accuracy")
+    validation_counts: ClassVar[tuple[str, ...]] = ("validation_rows",)
+    score_description: ClassVar[str] = "P(the predicted class)"
+    score_range: ClassVar[tuple[float | None, float | None]] = (0.0, 1.0)
+    card_metrics: ClassVar[dict[str, tuple[float | None, float | None, bool]]] = {
+        "log_loss": (0, None, False),
+        "macro_f1": (0, 1, False),
+        "roc_auc_ovr": (0, 1, True),
+        "accuracy": (0, 1, False),
+        "baseline_log_loss": (0, None, False),
+        "log_loss_vs_baseline": (None, 1, True),
+    }
+
+    def for_label(self, label: Any) -> Task:
+        return Multiclass(tuple(label.classes))
+
+    def encoding(self, label: Any) -> LabelEncoding:
+        return ClassIndices(tuple(label.classes))
+
+    def labels(self, frame: pd.DataFrame, column: str) -> np.ndarray:
+        return frame[column].astype(int).to_numpy()
+
+    def decision_values(self) -> tuple[str, ...] | None:
+        return self.classes
+
+    def decisions(self, scores: np.ndarray, threshold: float) -> dict[str, Any]:
+        """The most probable class (the threshold is binary's)."""
+        import numpy as np
+
+        return {"decision": np.asarray(self.classes, dtype=object)[np.argmax(scores, axis=1)]}
+
+    def score_columns(self, prefix: str) -> dict[str, str]:
+        return {
+            prefix: self.score_description,
+            **{f"{prefix}_{name}": f"P({name})" for name in self.classes},
+        }
+
+    def prediction_columns(self, scores: np.ndarray, prefix: str) -> dict[str, np.ndarray]:
+        import numpy as np
+
+        return {
+            prefix: np.max(scores, axis=1),
+            **{f"{prefix}_{name}": scores[:, i] for i, name in enumerate(self.classes)},
+        }
+
+    def stored_scores(self, frame: pd.DataFrame, prefix: str) -> np.ndarray:
+        return frame[[f"{prefix}_{name}" for name in self.classes]].to_numpy(dtype=float)
+
+    def served(self, scores: np.ndarray) -> list[Any]:
+        """One {class: probability} per row."""
+        return [dict(zip(self.classes, map(float, row), strict=True)) for row in scores]
+
+    def score_of(self, served: Any) -> Any:
+        """The row of probabilities, in the contract's class order."""
+        return [float(served[name]) for name in self.classes]
+
+    def prediction_summary(self, scores: np.ndarray, threshold: float) -> dict[str, float]:
+        """The mean probability of the predicted class, and the share predicted per class."""
+        import numpy as np
+
+        predicted = np.argmax(scores, axis=1) if len(scores) else np.array([], dtype=int)
+        shares = np.bincount(predicted, minlength=len(self.classes)) / max(len(predicted), 1)
+        return {
+            "mean_score": float(np.mean(np.max(scores, axis=1))) if len(scores) else float("nan"),
+            **{
+                f"share_{name}": float(share)
+                for name, share in zip(self.classes, shares, strict=True)
+            },
+        }
+
+    def predict(self, model: Any, features: pd.DataFrame) -> np.ndarray:
+        """A column per declared class, whichever classes the model saw in training (one it never
+        saw has probability 0)."""
+        import numpy as np
+
+        probabilities = np.asarray(model.predict_proba(features), dtype=float)
+        learned = getattr(model, "classes_", None)
+        if learned is None or probabilities.shape[1] == len(self.classes):
+            return probabilities
+        scores = np.zeros((len(probabilities), len(self.classes)))
+        scores[:, np.asarray(learned, dtype=int)] = probabilities
+        return scores
+
+    def baseline(self, train_labels: np.ndarray) -> Any:
+        """The training rows' class shares, as a list (it is stored in the model card)."""
+        import numpy as np
+
+        counts = np.bincount(np.asarray(train_labels, dtype=int), minlength=len(self.classes))
+        return (counts / max(counts.sum(), 1)).tolist()
+
+    def label_summary(self, labels: np.ndarray) -> dict[str, float]:
+        import numpy as np
+
+        counts = np.bincount(np.asarray(labels, dtype=int), minlength=len(self.classes))
+        return {
+            f"rows_{name}": int(count) for name, count in zip(self.classes, counts, strict=True)
+        }
+
+    @staticmethod
+    def _row_loss(labels: np.ndarray, scores: np.ndarray) -> np.ndarray:
+        import numpy as np
+
+        picked = scores[np.arange(len(labels)), np.asarray(labels, dtype=int)]
+        return -np.log(np.clip(picked, _MIN_PROBABILITY, 1.0))
+
+    def metrics(
+        self, labels: np.ndarray, predictions: np.ndarray, baseline: Any = None
+    ) -> dict[str, float]:
+        """Log loss, macro F1 and one-vs-rest ROC AUC (both over the classes these rows hold),
+        accuracy, recall per class (NaN for a class the rows lack), and the log loss of the
+        `baseline` class shares (these rows' own without one)."""
+        import numpy as np
+        from sklearn.metrics import f1_score, roc_auc_score
+
+        labels = np.asarray(labels, dtype=int)
+        scores = np.asarray(predictions, dtype=float).reshape(len(labels), len(self.classes))
+        nan = float("nan")
+        if not len(labels):
+            return dict.fromkeys(
+                (*self.card_metrics, *(f"recall_{name}" for name in self.classes)), nan
+            ) | {"rows": 0.0}
+        counts = np.bincount(labels, minlength=len(self.classes))
+        shares = counts / len(labels) if baseline is None else np.asarray(baseline, dtype=float)
+        loss = float(self._row_loss(labels, scores).mean())
+        baseline_loss = float(self._row_loss(labels, np.tile(shares, (len(labels), 1))).mean())
+        predicted = np.argmax(scores, axis=1)
+        present = np.flatnonzero(counts)
+        recalls = {
+            f"recall_{name}": float(np.mean(predicted[labels == i] == i)) if counts[i] else nan
+            for i, name in enumerate(self.classes)
+        }
+        return {
+            "log_loss": loss,
+            "macro_f1": float(
+                f1_score(labels, predicted, labels=present, average="macro", zero_division=0)
+            ),
+            "roc_auc_ovr": float(
+                np.mean([roc_auc_score(labels == i, scores[:, i]) for i in present])
+            )
+            if len(present) > 1
+            else nan,
+            "accuracy": float(np.mean(predicted == labels)),
+            "baseline_log_loss": baseline_loss,
+            "log_loss_vs_baseline": 1 - loss / baseline_loss if baseline_loss else nan,
+            **recalls,
+            "rows": float(len(labels)),
+        }
+
+    def row_weights_metric(
+        self, labels: np.ndarray, predictions: np.ndarray, weights: np.ndarray
+    ) -> np.ndarray:
+        """Log loss per draw: the weighted mean of the rows' losses, per row of `weights`."""
+        losses = self._row_loss(labels, predictions)
+        return (weights * losses).sum(axis=1) / weights.sum(axis=1)
+
+    def problem(
+        self, labels: np.ndarray, splits: np.ndarray, validation_fraction: float
+    ) -> str | None:
+        import numpy as np
+
+        labels = np.asarray(labels, dtype=int)
+        seen = [self.classes[i] for i in np.unique(labels)]
+        if len(seen) < 2:
+            return (
+                f"all {len(labels)} labelled rows are of the class {seen[0]}: the model needs at "
+                "least two classes (widen training.window_days or training.since)"
+            )
+        trained = set(np.unique(labels[splits == "train"]).tolist())
+        validated = set(np.unique(labels[splits == "validation"]).tolist())
+        if len(trained) < 2:
+            return (
+                f"the train split ({int(np.sum(splits == 'train'))} rows, by event time) holds "
+                f"only the class {self.classes[min(trained)]}: the classes are bunched in time; "
+                "widen training.window_days"
+            )
+        missing = sorted(trained - validated)
+        if missing:
+            counts = np.bincount(labels, minlength=len(self.classes))
+            named = ", ".join(f"{self.classes[i]} ({counts[i]} rows in all)" for i in missing)
+            return (
+                f"the validation split ({int(np.sum(splits == 'validation'))} of {len(labels)} "
+                f"rows, by event time) holds no row of the class {named}: the model could not be "
+                "judged on it; widen training.window_days or raise training.validation_fraction="
+                f"{validation_fraction}"
+            )
+        return None
+
+    def group_metric(
+        self, labels: np.ndarray, predictions: np.ndarray, metric: str, threshold: float
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Per row, whether its class was predicted (a group's `macro_recall` averages it per
+        class first: `group_value`)."""
+        import numpy as np
+
+        correct = np.argmax(predictions, axis=1) == np.asarray(labels, dtype=int)
+        return np.ones(len(labels), dtype=bool), correct.astype(float)
+
+    def group_value(
+        self,
+        labels: np.ndarray,
+        predictions: np.ndarray,
+        metric: str,
+        threshold: float,
+        rows: np.ndarray,
+    ) -> tuple[int, float]:
+        """`macro_recall`: the mean over the classes the group holds of the share of its rows of
+        that class predicted as it."""
+        import numpy as np
+
+        _, correct = self.group_metric(labels, predictions, metric, threshold)
+        labels = np.asarray(labels, dtype=int)[rows]
+        correct = correct[rows]
+        if not len(labels):
+            return 0, float("nan")
+        return len(labels), float(np.mean([correct[labels == c].mean() for c in np.unique(labels)]))
+
+
+TASKS: dict[str, Task] = {task.name: task for task in (Binary(), Multiclass(), Regression())}
 
 
 def task_named(name: str) -> Task:
-    """The task object of a contract's `label.task`."""
+    """The task object of a contract's `label.task` (without a multiclass label's classes:
+    `Task.for_label` adds them)."""
     return TASKS[name]

@@ -247,8 +247,8 @@ def _broken(change) -> dict:
         (lambda d: d.pop("label"), "label: Field required"),
         (
             lambda d: d["label"].update(task="regression"),
-            "label.positive: a regression label is a number, it has no classes; leave positive "
-            "and negative out",
+            "label.positive: not a field of a regression label, which is a number (range: [min, "
+            "max] bounds it); leave it out",
         ),
         (
             lambda d: d["label"].update(
@@ -258,11 +258,12 @@ def _broken(change) -> dict:
         ),
         (
             lambda d: d["label"].update(range=[0, 1]),
-            "label.range: only a regression label has a range",
+            "label.range: not a field of a binary label, which lists its positive (and negative) "
+            "values; leave it out",
         ),
         (
             lambda d: d["label"].update(task="multiclass", positive=["Gentoo"]),
-            "label.task: Value error, multiclass labels are not supported yet",
+            "label.positive: not a field of a multiclass label, which lists its classes",
         ),
         (
             lambda d: d["label"].update(task="ranking"),
@@ -272,7 +273,8 @@ def _broken(change) -> dict:
         (
             lambda d: d["label"].pop("positive"),
             "label.positive: Field required: a binary label lists the delivered values that mean "
-            "the positive class (e.g. positive: [1]); a numeric label is task: regression",
+            "the positive class (e.g. positive: [1]); a label of three or more classes is task: "
+            "multiclass (classes: [...]); a numeric label is task: regression",
         ),
         (lambda d: d.update(name="Loan Default"), "name: String should match pattern"),
     ],

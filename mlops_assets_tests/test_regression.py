@@ -205,11 +205,11 @@ def test_a_regression_contract_runs_the_loop_on_real_prices(prices):
         ),
         (
             lambda d: d.update(performance={"margin": 0.05}),
-            "performance: judging a regression's served error on live labels",
+            "performance: judging a regression model's served metric on live labels",
         ),
         (
             lambda d: d["label"].update(positive=[1]),
-            "label.positive: a regression label is a number",
+            "label.positive: not a field of a regression label, which is a number",
         ),
     ],
 )

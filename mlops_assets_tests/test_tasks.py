@@ -1,15 +1,24 @@
 """The task objects' arithmetic (`mlops_assets.tasks`): metrics against scikit-learn's, the
-paired bootstrap in the metric's own direction, the regression floor and bias metric."""
+paired bootstrap in the metric's own direction, the regression and multiclass floors and bias
+metrics, and a multiclass prediction's columns whatever classes a model saw."""
 
 import numpy as np
 import pandas as pd
 import pytest
-from sklearn.metrics import mean_absolute_error, mean_squared_error, r2_score
+from sklearn.metrics import (
+    f1_score,
+    log_loss,
+    mean_absolute_error,
+    mean_squared_error,
+    r2_score,
+    roc_auc_score,
+)
 
-from mlops_assets.tasks import Binary, Regression
+from mlops_assets.tasks import Binary, Multiclass, Regression
 from mlops_assets.training.gates import bias_gap, challenger_vs_champion, group_rates, quality_floor
 
 REGRESSION = Regression()
+SPECIES = Multiclass(("Adelie", "Chinstrap", "Gentoo"))
 
 
 def prices(rows: int = 600, seed: int = 3) -> tuple[pd.DataFrame, np.ndarray]:
@@ -102,3 +111,83 @@ def test_the_online_answer_reads_back_as_the_batch_score(task):
     answer = task.served(scores)
     assert [task.score_of(row) for row in answer] == pytest.approx(scores.tolist())
     assert answer[1] == ([0.25, 0.75] if task.name == "binary" else 0.75)
+
+
+def species(rows: int = 600, seed: int = 2) -> tuple[pd.DataFrame, np.ndarray]:
+    """Penguin-like rows: three species told apart by bill length and flipper length."""
+    rng = np.random.default_rng(seed)
+    labels = rng.integers(0, 3, rows)
+    frame = pd.DataFrame(
+        {
+            "bill": np.array([39.0, 49.0, 47.0])[labels] + rng.normal(0, 2.5, rows),
+            "flipper": np.array([190.0, 196.0, 217.0])[labels] + rng.normal(0, 6, rows),
+        }
+    )
+    return frame, labels
+
+
+def test_multiclass_metrics_match_scikit_learn_and_the_class_shares():
+    frame, labels = species()
+    model = SPECIES.estimator("logistic_regression", {}).fit(frame[:400], labels[:400])
+    scores = SPECIES.predict(model, frame[400:])
+    truth = labels[400:]
+    metrics = SPECIES.metrics(truth, scores, SPECIES.baseline(labels[:400]))
+    assert metrics["log_loss"] == pytest.approx(log_loss(truth, scores, labels=[0, 1, 2]))
+    assert metrics["macro_f1"] == pytest.approx(f1_score(truth, scores.argmax(1), average="macro"))
+    assert metrics["roc_auc_ovr"] == pytest.approx(
+        roc_auc_score(truth, scores, multi_class="ovr", average="macro")
+    )
+    shares = np.bincount(labels[:400], minlength=3) / 400
+    assert metrics["baseline_log_loss"] == pytest.approx(
+        log_loss(truth, np.tile(shares, (len(truth), 1)), labels=[0, 1, 2])
+    )
+    assert metrics["log_loss_vs_baseline"] > 0.5, metrics
+    assert metrics["recall_Gentoo"] == pytest.approx(np.mean(scores[truth == 2].argmax(1) == 2))
+    gate = quality_floor(metrics["log_loss_vs_baseline"], 0.1, Multiclass.floor_metric)
+    assert gate.passed and "log loss improvement over the class shares" in gate.summary
+
+
+def test_a_class_a_model_never_saw_gets_its_column_with_probability_zero():
+    frame, labels = species()
+    seen = labels != 1  # no Chinstrap in training
+    model = SPECIES.estimator("hist_gradient_boosting", {}).fit(frame[seen], labels[seen])
+    scores = SPECIES.predict(model, frame)
+    assert scores.shape == (len(frame), 3) and (scores[:, 1] == 0).all()
+    columns = SPECIES.prediction_columns(scores, "score")
+    assert list(columns) == ["score", "score_Adelie", "score_Chinstrap", "score_Gentoo"]
+    stored = pd.DataFrame(columns)
+    assert np.allclose(SPECIES.stored_scores(stored, "score"), scores)
+    assert set(SPECIES.decisions(scores, 0.5)["decision"]) <= {"Adelie", "Gentoo"}
+    served = SPECIES.served(scores[:3])
+    assert list(served[0]) == ["Adelie", "Chinstrap", "Gentoo"]
+    assert np.allclose([SPECIES.score_of(row) for row in served], scores[:3])
+
+
+def test_a_lower_log_loss_is_an_improvement_and_its_paired_interval_is_above_zero():
+    _, labels = species(rows=400)
+    sharp = np.full((400, 3), 0.05)
+    sharp[np.arange(400), labels] = 0.9
+    vague = np.full((400, 3), 1 / 3)
+    low, high = SPECIES.paired_interval(labels, sharp, vague, draws=300, confidence=0.95)
+    assert 0 < low < high
+    assert low < np.log(3) - np.log(1 / 0.9) < high
+
+
+def test_the_multiclass_bias_gate_compares_macro_recall_per_group():
+    labels = np.array([0, 1, 2] * 40)
+    scores = np.eye(3)[labels]  # every row right...
+    groups = pd.Series(["a"] * 60 + ["b"] * 60)
+    scores[60:][labels[60:] == 2] = np.eye(3)[0]  # ...but group b's Gentoo are all missed
+    rates = group_rates(labels, scores, groups, "macro_recall", 0.5, 20, SPECIES)
+    assert rates == pytest.approx({"a": 1.0, "b": 2 / 3})
+    assert not bias_gap(rates, "island", "macro_recall", 0.25).passed
+
+
+def test_a_class_missing_from_the_validation_split_is_an_explained_refusal():
+    splits = np.array(["train"] * 8 + ["validation"] * 4)
+    labels = np.array([0, 1, 2, 0, 1, 2, 0, 2, 0, 0, 2, 0])  # no Chinstrap validates
+    problem = SPECIES.problem(labels, splits, 0.2)
+    assert "holds no row of the class Chinstrap (2 rows in all)" in problem
+    assert "training.validation_fraction=0.2" in problem
+    assert "the class Adelie" in SPECIES.problem(np.zeros(12, dtype=int), splits, 0.2)
+    assert SPECIES.problem(np.array([0, 1, 2] * 4), splits, 0.2) is None

@@ -99,7 +99,7 @@ class DataContract:
     @property
     def task(self) -> Task:
         """What the label's task decides: estimators, predictions, metrics, gates (`tasks`)."""
-        return task_named(self.spec.label.task)
+        return task_named(self.spec.label.task).for_label(self.spec.label)
 
     @property
     def generates_id(self) -> bool:
@@ -203,21 +203,26 @@ class DataContract:
         camel = _camel(self.name)
         everything = self.raw_features + self.derived_features
         split = ColumnSpec(SPLIT, TEXT, "Time-based split", isin=("train", "validation"))
-        low, high = self.task.score_range
-        decision = ColumnSpec("decision", TEXT, "score >= threshold", isin=("positive", "negative"))
+        task = self.task
+        low, high = task.score_range
+        decided = task.decision_values()
+        shadow = "the previous champion's, after a promotion (empty otherwise)"
         predictions = (
             ColumnSpec(self.id_column, TEXT, unique=True),
             ColumnSpec(self.event_time_column, TIMESTAMP),
-            ColumnSpec("score", FLOAT, self.task.score_description, ge=low, le=high),
-            *([decision] if self.task.decides else []),
+            *(
+                ColumnSpec(name, FLOAT, meaning, ge=low, le=high)
+                for name, meaning in task.score_columns("score").items()
+            ),
+            *(
+                [ColumnSpec("decision", TEXT, "What the score decides", isin=decided)]
+                if decided
+                else []
+            ),
             ColumnSpec("model_version", TEXT, "Registry version that scored the row"),
-            ColumnSpec(
-                "shadow_score",
-                FLOAT,
-                "The previous champion's score, after a promotion (empty otherwise)",
-                nullable=True,
-                ge=low,
-                le=high,
+            *(
+                ColumnSpec(name, FLOAT, f"{meaning}: {shadow}", nullable=True, ge=low, le=high)
+                for name, meaning in task.score_columns("shadow_score").items()
             ),
             ColumnSpec("shadow_version", TEXT, "Version that scored in shadow", nullable=True),
         )

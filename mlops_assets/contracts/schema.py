@@ -100,22 +100,28 @@ class GeneratedColumn(_Strict):
 
 
 TASKS = ("binary", "multiclass", "regression")
-BUILT_TASKS = ("binary", "regression")
+MAX_CLASSES = 100  # a class is stored as its index, a nullable 8-bit integer
 
 
 class Label(_Strict):
     """The label column and its task: for binary, which delivered values mean the positive (and
-    negative) class; for regression, the range a delivered number must lie in."""
+    negative) class; for multiclass, its classes; for regression, the range a delivered number
+    must lie in."""
 
     column: str
     task: str = Field(
         default="binary",
-        description="binary (positive/negative values) or regression (a number); multiclass is "
-        "refused at load until it is built",
+        description="binary (positive/negative values), multiclass (one of `classes`) or "
+        "regression (a number)",
     )
     positive: list[str] | None = Field(default=None, min_length=1)
     negative: list[str] | None = Field(
         default=None, description="Omitted: every other non-missing value is negative"
+    )
+    classes: list[str] | None = Field(
+        default=None,
+        description="multiclass: the delivered values, one per class (3 to 100); any other value "
+        "is quarantined",
     )
     range: tuple[float, float] | None = Field(
         default=None,
@@ -125,18 +131,12 @@ class Label(_Strict):
 
     @field_validator("task")
     @classmethod
-    def _built(cls, task: str) -> str:
+    def _known(cls, task: str) -> str:
         if task not in TASKS:
             raise ValueError(f"{task!r} is not a task; expected one of {', '.join(TASKS)}")
-        if task not in BUILT_TASKS:
-            raise ValueError(
-                f"{task} labels are not supported yet: this version trains binary classifiers "
-                "(a label whose values name a positive and a negative class) and regressions "
-                "(a numeric label); docs/bring-your-own-data.md says what a contract can hold"
-            )
         return task
 
-    @field_validator("positive", "negative", mode="before")
+    @field_validator("positive", "negative", "classes", mode="before")
     @classmethod
     def _as_text(cls, values: Any) -> Any:
         if isinstance(values, (str, int, float, bool)):
@@ -145,29 +145,49 @@ class Label(_Strict):
 
     @model_validator(mode="after")
     def _fits_the_task(self) -> Label:
+        kept = {
+            "binary": ("positive", "negative"),
+            "multiclass": ("classes",),
+            "regression": ("range",),
+        }[self.task]
+        what = {
+            "binary": "lists its positive (and negative) values",
+            "multiclass": "lists its classes",
+            "regression": "is a number (range: [min, max] bounds it)",
+        }[self.task]
+        for name in ("positive", "negative", "classes", "range"):
+            if name not in kept and getattr(self, name) is not None:
+                raise ValueError(
+                    f"{name}: not a field of a {self.task} label, which {what}; leave it out"
+                )
         if self.task == "regression":
-            for name in ("positive", "negative"):
-                if getattr(self, name) is not None:
-                    raise ValueError(
-                        f"{name}: a regression label is a number, it has no classes; "
-                        "leave positive and negative out (range: [min, max] bounds it)"
-                    )
             if self.range is not None and not self.range[0] < self.range[1]:
                 raise ValueError(f"range: {list(self.range)} is not [min, max] with min < max")
             return self
-        if self.range is not None:
-            raise ValueError(
-                "range: only a regression label has a range; a binary one lists its classes"
-            )
+        if self.task == "multiclass":
+            return self._check_classes()
         if self.positive is None:
             raise ValueError(
                 "positive: Field required: a binary label lists the delivered values that mean "
-                "the positive class (e.g. positive: [1]); a numeric label is task: regression; "
-                "multi-class labels are not supported yet"
+                "the positive class (e.g. positive: [1]); a label of three or more classes is "
+                "task: multiclass (classes: [...]); a numeric label is task: regression"
             )
         both = set(self.positive) & set(self.negative or [])
         if both:
             raise ValueError(f"values {sorted(both)} are both positive and negative")
+        return self
+
+    def _check_classes(self) -> Label:
+        classes = self.classes or []
+        if not 3 <= len(classes) <= MAX_CLASSES:
+            raise ValueError(
+                f"classes: a multiclass label lists 3 to {MAX_CLASSES} delivered values, one per "
+                f"class; got {len(classes)}"
+                + (" (a label of two classes is task: binary)" if len(classes) == 2 else "")
+            )
+        repeated = sorted({name for name in classes if classes.count(name) > 1})
+        if repeated:
+            raise ValueError(f"classes: {repeated} listed more than once")
         return self
 
 
@@ -302,7 +322,8 @@ class BiasGate(_Strict):
     column: str
     metric: str = Field(
         default="recall",
-        description="binary: recall or approval_rate; regression: relative_absolute_error",
+        description="binary: recall or approval_rate; regression: relative_absolute_error; "
+        "multiclass: macro_recall",
     )
     max_gap: float = Field(default=0.25, ge=0, le=1)
     min_group_rows: int = Field(default=50, ge=1)
@@ -314,15 +335,18 @@ class GateSettings(_Strict):
         default=0.1,
         gt=-1,
         lt=1,
-        description="regression: the quality floor, 1 - RMSE / RMSE of predicting the training "
-        "rows' mean, on the validation rows",
+        description="regression and multiclass: the quality floor, on the validation rows, as "
+        "the share of a constant predictor's error the model removes: 1 - RMSE / RMSE of "
+        "predicting the training rows' mean (regression), 1 - log loss / log loss of predicting "
+        "their class shares (multiclass)",
     )
     min_absolute_change: float | None = Field(default=-0.01, ge=-1, le=1)
     min_relative_change: float | None = Field(default=None, ge=-1, le=10)
     comparison: Literal["paired_bootstrap", "point"] = Field(
         default="paired_bootstrap",
         description="paired_bootstrap: besides the change thresholds, a challenger whose 95% "
-        "paired bootstrap interval of challenger - champion ROC AUC lies below zero fails; "
+        "paired bootstrap interval of the gate metric's improvement (ROC AUC, RMSE, log loss) lies "
+        "below zero fails; "
         "point: the change thresholds alone",
     )
     bias: BiasGate | None = None
@@ -438,9 +462,11 @@ class ContractFile(_Strict):
     @model_validator(mode="before")
     @classmethod
     def _task_defaults(cls, data: Any) -> Any:
-        """A regression contract's `performance` section is off unless written."""
+        """The `performance` section is off unless written for a task not watched on live
+        labels (`Task.watches_performance`)."""
         label = data.get("label") if isinstance(data, dict) else None
-        if isinstance(label, dict) and label.get("task") == "regression":
+        task = label.get("task", "binary") if isinstance(label, dict) else "binary"
+        if task in TASKS and not task_named(task).watches_performance:
             data = {"performance": None, **data}
         return data
 
@@ -452,9 +478,9 @@ class ContractFile(_Strict):
                 f"model.estimator: {self.model.estimator} is not a {task.name} estimator; "
                 f"expected one of {', '.join(task.estimators)}, or module:function"
             )
-        if task.name == "regression" and self.performance is not None:
+        if not task.watches_performance and self.performance is not None:
             raise ValueError(
-                "performance: judging a regression's served error on live labels (the "
+                f"performance: judging a {task.name} model's served metric on live labels (the "
                 "performance sensor, shadow scoring, rollback) is not built yet; set "
                 "performance: null (drift still retrains it)"
             )

@@ -1,6 +1,7 @@
 """A contract's `registered_model_version`: every trained model registered; only one that passes
 every gate becomes champion."""
 
+import json
 from typing import Any
 
 import dagster as dg
@@ -143,7 +144,7 @@ def _register(
         validation,
         champion_model,
         str(champion.version) if champion else None,
-        float(card["baseline"]),
+        json.loads(card["baseline"]),
     )
     task = contract.task
     metric = task.metric

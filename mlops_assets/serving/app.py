@@ -1,12 +1,12 @@
-"""The online model server: the champion's predictions over HTTP (`predict_proba` of a binary
-model, `predict` of a regression), requests checked against the contract before the model sees
-them.
+"""The online model server: the champion's predictions over HTTP (`predict_proba` of a binary or
+multiclass model, `predict` of a regression), requests checked against the contract before the
+model sees them.
 
 MLflow's scoring server accepts any value its schema can convert: an age of 500, an income of -1
 or an unknown level got a prediction, a 10 MB body a 500, and its 400s carried the server's stack
 trace. This one answers the same requests (`dataframe_split`, `dataframe_records`, `instances`)
-with the same `{"predictions": [[P(negative), P(positive)], ...]}` (a regression: `[value, ...]`),
-but:
+with the same `{"predictions": [[P(negative), P(positive)], ...]}` (a regression: `[value, ...]`;
+a multiclass model: `[{class: probability, ...}, ...]`, named by the contract's classes), but:
 
 - a value outside the contract (range, level, type, a missing required column) gets a 400 whose
   `reasons` name the row, column and rule;
@@ -163,6 +163,7 @@ def build_app(served: ServedModel, max_request_bytes: int = MAX_REQUEST_BYTES) -
                 "alias": served.alias,
                 "contract": served.contract.name,
                 "contract_version": served.contract.version,
+                "task": served.contract.task.name,
                 "inputs": served.contract.feature_columns,
             }
         )

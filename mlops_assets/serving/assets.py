@@ -68,8 +68,8 @@ def build_serving_assets(
         op_tags=k8s_op_tags("serving"),
         pool=lifecycle_pool(contract.name),
         metadata={"dagster/column_schema": contract.column_schema("predictions")},
-        description=f"Every {contract.spec.entity} of the day scored by the current champion, "
-        f"with the version that scored it; `positive` when the score is >= {threshold}.",
+        description=f"Every {contract.spec.entity} of the day scored by the current champion "
+        f"({contract.task.score_description}), with the version that scored it.",
     )
     def batch_predictions(
         context: dg.AssetExecutionContext,
@@ -258,16 +258,17 @@ def score(
 
     task, threshold = contract.task, contract.spec.model.decision_threshold
     scores = predict(model, features, contract)
+    shadow_scores = (
+        predict(shadow[1], features, contract) if shadow else np.full_like(scores, np.nan)
+    )
     predictions = pd.DataFrame(
         {
             contract.id_column: features[contract.id_column].to_numpy(),
             contract.event_time_column: features[contract.event_time_column].to_numpy(),
-            "score": scores,
+            **task.prediction_columns(scores, "score"),
             **task.decisions(scores, threshold),
             "model_version": version,
-            "shadow_score": predict(shadow[1], features, contract)
-            if shadow
-            else np.full(len(features), np.nan),
+            **task.prediction_columns(shadow_scores, "shadow_score"),
             "shadow_version": pd.Series(
                 [shadow[0] if shadow else None] * len(features), dtype=object
             ).to_numpy(),
@@ -291,12 +292,14 @@ def served_performance(
     )
     task, metric = contract.task, contract.task.metric.name
     shadow_score = (
-        task.metrics(task.labels(shadowed, label), shadowed["shadow_score"].to_numpy())[metric]
+        task.metrics(task.labels(shadowed, label), task.stored_scores(shadowed, "shadow_score"))[
+            metric
+        ]
         if len(shadowed)
         else float("nan")
     )
     scores = (
-        task.metrics(task.labels(labelled, label), labelled["score"].to_numpy())
+        task.metrics(task.labels(labelled, label), task.stored_scores(labelled, "score"))
         if len(labelled)
         else dict.fromkeys(task.served_metrics, float("nan"))
     )

