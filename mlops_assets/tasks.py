@@ -4,8 +4,10 @@ resamples, the baseline a quality floor is measured against, and the bias gate's
 
 Training, the gates and serving ask `task_of(contract)` instead of testing the task themselves;
 adding a task is adding one such object (and a shipped example). A multiclass task holds its
-contract's classes (`for_label`), the others are stateless. Only binary models are watched on live
-labels (`watches_performance`: the performance sensor, shadow scoring, rollback).
+contract's classes (`for_label`), the others are stateless. The live rules of the performance
+policy (`monitoring.policy`) ask the task too: what a day's labelled rows record for them
+(`live_summary`), how noisy the gate metric is at a size (`live_error`), and the calibration rule
+(`miscalibration`).
 
 scikit-learn is imported inside the methods so that loading the code location stays fast.
 """
@@ -21,6 +23,10 @@ if TYPE_CHECKING:
 
 # Multinomial weights per chunk of bootstrap draws: a chunk holds draws x rows weights.
 _DRAWS_PER_CHUNK = 100
+# How many standard errors a live gap must exceed, on top of the policy's margin or band, to count:
+# sampling alone rarely goes this far (about 1 in 700 one-sided), so a few hundred labelled rows a
+# day do not retrain or roll back on noise.
+NOISE_SE = 3.0
 
 
 @dataclass(frozen=True)
@@ -169,6 +175,20 @@ def _label_text(value: Any) -> str:
     return str(int(number)) if number.is_integer() else text
 
 
+def auc_standard_error(auc: float, positives: float, negatives: float) -> float:
+    """Standard error of a ROC AUC measured on this many positives and negatives (Hanley and
+    McNeil, 1982); 0 when a count is unknown (0)."""
+    import math
+
+    if positives < 1 or negatives < 1 or math.isnan(auc):
+        return 0.0
+    q1, q2 = auc / (2 - auc), 2 * auc**2 / (1 + auc)
+    variance = (
+        auc * (1 - auc) + (positives - 1) * (q1 - auc**2) + (negatives - 1) * (q2 - auc**2)
+    ) / (positives * negatives)
+    return math.sqrt(max(variance, 0.0))
+
+
 class Task:
     """The behaviour of one kind of label; subclasses are stateless singletons (`TASKS`)."""
 
@@ -193,9 +213,11 @@ class Task:
     # What a prediction (the `score` column) is, and its bounds.
     score_description: ClassVar[str]
     score_range: ClassVar[tuple[float | None, float | None]] = (None, None)
-    # Whether served predictions are judged on live labels: the performance sensor, shadow
-    # scoring and rollback (a contract's `performance` section).
-    watches_performance: ClassVar[bool] = False
+    # What `live_summary` records per labelled day (`model_performance` metadata), and the
+    # champion's validation numbers (`champion_<name>`, from its registry tags) the live rules
+    # compare them with.
+    live_numbers: ClassVar[tuple[str, ...]] = ("loss_std",)
+    champion_numbers: ClassVar[tuple[str, ...]] = ("validation_loss_std",)
 
     def for_label(self, label: Any) -> Task:
         """The task of a contract's `label` section (multiclass: with its classes)."""
@@ -240,6 +262,57 @@ class Task:
         """The quality floor in the served metric's own unit, for an alert rule; None where the
         floor is relative (regression: against the mean of the training labels)."""
         return None
+
+    def drift_prediction(self, scores: np.ndarray) -> tuple[pd.Series, bool]:
+        """What the drift report compares of the predictions, and whether it is numeric: the
+        score (binary: P(positive); regression: the value)."""
+        import pandas as pd
+
+        return pd.Series(scores, dtype=float), True
+
+    def drift_label(self, labels: pd.Series) -> tuple[pd.Series, bool]:
+        """The delivered labels as the drift report compares them, and whether numeric: the
+        classes (as text), or the numbers for a regression."""
+        return labels.dropna().astype(str).reset_index(drop=True), False
+
+    def live_summary(self, labels: np.ndarray, scores: np.ndarray) -> dict[str, float]:
+        """What the live rules need of a day's labelled rows beside the gate metric: the spread
+        of the per-row loss the metric averages (its noise) and what calibration compares."""
+        raise NotImplementedError
+
+    def metric_error(self, value: float, rows: float, loss_std: float) -> float:
+        """The standard error of the gate metric, a mean of per-row losses with this spread,
+        measured on `rows` rows (0 when the spread or the size is unknown)."""
+        import math
+
+        if rows < 1 or not loss_std > 0:
+            return 0.0
+        return loss_std / math.sqrt(rows)
+
+    def live_error(self, value: float, rows: float, numbers: dict[str, float]) -> float:
+        """The standard error of the served gate metric `value` of `rows` labelled rows, with
+        the days' pooled `live_summary`."""
+        return self.metric_error(value, rows, numbers.get("loss_std", 0.0))
+
+    def validation_error(self, value: float, rows: float, numbers: dict[str, float]) -> float:
+        """The standard error of the champion's validation gate metric on its `rows` rows."""
+        return self.metric_error(value, rows, numbers.get("champion_validation_loss_std", 0.0))
+
+    def margin(self, margin: float, reference: float) -> float:
+        """`performance.margin` in the gate metric's unit: a share of the `reference` value (the
+        validation or shadow error) for an error metric, absolute for a score in [0, 1]."""
+        return margin * reference
+
+    def miscalibration(
+        self, numbers: dict[str, float], rows: float, band: float, validation: float
+    ) -> str | None:
+        """Why the served predictions are off on average on these labelled rows (beyond
+        `performance.calibration_band` and 3 standard errors), or None."""
+        raise NotImplementedError
+
+    def calibration_summary(self, numbers: dict[str, float]) -> str:
+        """The calibration numbers, for a decision that finds nothing wrong."""
+        raise NotImplementedError
 
     def estimator(self, name: str, params: dict[str, Any]) -> Any:
         """The built-in estimator `name` of this task, with `params`."""
@@ -374,7 +447,8 @@ class Binary(Task):
     validation_counts = ("validation_rows", "validation_positives")
     score_description = "P(positive class)"
     score_range = (0.0, 1.0)
-    watches_performance = True
+    live_numbers = ("observed_positive_rate", "mean_score_labelled")
+    champion_numbers = ("validation_positives",)
     card_metrics: ClassVar[dict[str, tuple[float | None, float | None, bool]]] = {
         "roc_auc": (0, 1, True),
         "pr_auc": (0, 1, True),
@@ -406,6 +480,46 @@ class Binary(Task):
 
     def served_floor(self, gates: Any) -> float | None:
         return gates.min_roc_auc
+
+    def live_summary(self, labels: np.ndarray, scores: np.ndarray) -> dict[str, float]:
+        import numpy as np
+
+        return {
+            "observed_positive_rate": float(np.mean(labels)),
+            "mean_score_labelled": float(np.mean(scores)),
+        }
+
+    def live_error(self, value: float, rows: float, numbers: dict[str, float]) -> float:
+        observed = numbers["observed_positive_rate"]
+        return auc_standard_error(value, observed * rows, (1 - observed) * rows)
+
+    def validation_error(self, value: float, rows: float, numbers: dict[str, float]) -> float:
+        positives = numbers.get("champion_validation_positives", 0.0)
+        return auc_standard_error(value, positives, rows - positives)
+
+    def margin(self, margin: float, reference: float) -> float:
+        return margin
+
+    def miscalibration(
+        self, numbers: dict[str, float], rows: float, band: float, validation: float
+    ) -> str | None:
+        """The observed positive rate against the mean predicted probability."""
+        import math
+
+        observed, predicted = numbers["observed_positive_rate"], numbers["mean_score_labelled"]
+        allowed = max(band, NOISE_SE * math.sqrt(max(predicted * (1 - predicted), 1e-12) / rows))
+        if abs(observed - predicted) <= allowed:
+            return None
+        return (
+            f"observed positive rate {observed:.4f} vs mean predicted probability "
+            f"{predicted:.4f}: off by more than {allowed:.4f}"
+        )
+
+    def calibration_summary(self, numbers: dict[str, float]) -> str:
+        return (
+            f"observed rate {numbers['observed_positive_rate']:.4f} vs predicted "
+            f"{numbers['mean_score_labelled']:.4f}"
+        )
 
     def encoding(self, label: Any) -> LabelEncoding:
         negative = label.negative
@@ -518,7 +632,7 @@ class Regression(Task):
     floor_metric = Metric("rmse_vs_baseline", "RMSE improvement over the mean", True)
     floor_setting = "min_improvement_over_baseline"
     served_metrics = ("rmse", "mae", "r2", "mean_label")
-    validation_counts = ("validation_rows",)
+    validation_counts = ("validation_rows", "validation_loss_std")
     score_description = "The predicted value"
     card_metrics: ClassVar[dict[str, tuple[float | None, float | None, bool]]] = {
         "rmse": (0, None, False),
@@ -526,11 +640,55 @@ class Regression(Task):
         "r2": (None, 1, True),
         "baseline_rmse": (0, None, False),
         "rmse_vs_baseline": (None, 1, True),
+        "loss_std": (0, None, False),
     }
+
+    live_numbers = ("loss_std", "mean_residual", "residual_std")
 
     def encoding(self, label: Any) -> LabelEncoding:
         low, high = label.range or (None, None)
         return NumericLabels(low, high)
+
+    def drift_label(self, labels: pd.Series) -> tuple[pd.Series, bool]:
+        return labels.dropna().astype(float).reset_index(drop=True), True
+
+    def live_summary(self, labels: np.ndarray, scores: np.ndarray) -> dict[str, float]:
+        """The spread of the squared errors, and the mean and spread of the residuals (label -
+        prediction)."""
+        import numpy as np
+
+        residuals = np.asarray(labels, float) - np.asarray(scores, float)
+        return {
+            "loss_std": float(np.std(residuals**2)),
+            "mean_residual": float(np.mean(residuals)),
+            "residual_std": float(np.std(residuals)),
+        }
+
+    def metric_error(self, value: float, rows: float, loss_std: float) -> float:
+        """RMSE is the root of the mean squared error: its error is the MSE's over 2 RMSE."""
+        return super().metric_error(value, rows, loss_std) / (2 * value) if value > 0 else 0.0
+
+    def miscalibration(
+        self, numbers: dict[str, float], rows: float, band: float, validation: float
+    ) -> str | None:
+        """The mean residual against 0, `band` a share of the validation RMSE: a model whose
+        predictions are too high or too low on average."""
+        import math
+
+        residual = numbers["mean_residual"]
+        allowed = max(
+            band * validation, NOISE_SE * numbers["residual_std"] / math.sqrt(max(rows, 1))
+        )
+        if abs(residual) <= allowed:
+            return None
+        side = "above" if residual > 0 else "below"
+        return (
+            f"mean residual {residual:+.4f} (labels {side} the predictions): off by more than "
+            f"{allowed:.4f}"
+        )
+
+    def calibration_summary(self, numbers: dict[str, float]) -> str:
+        return f"mean residual {numbers['mean_residual']:+.4f}"
 
     def labels(self, frame: pd.DataFrame, column: str) -> np.ndarray:
         return frame[column].astype(float).to_numpy()
@@ -555,7 +713,15 @@ class Regression(Task):
         labels, predictions = np.asarray(labels, float), np.asarray(predictions, float)
         if not len(labels):
             return dict.fromkeys(
-                ("rmse", "mae", "r2", "baseline_rmse", "baseline_mae", "rmse_vs_baseline"),
+                (
+                    "rmse",
+                    "mae",
+                    "r2",
+                    "baseline_rmse",
+                    "baseline_mae",
+                    "rmse_vs_baseline",
+                    "loss_std",
+                ),
                 float("nan"),
             ) | {"rows": 0.0}
         constant = float(np.mean(labels)) if baseline is None else baseline
@@ -571,6 +737,7 @@ class Regression(Task):
             "baseline_mae": float(np.mean(np.abs(baseline_errors))),
             # the share of the baseline's error the model removes (0: no better; 1: exact)
             "rmse_vs_baseline": 1 - rmse / baseline_rmse if baseline_rmse else float("nan"),
+            "loss_std": float(np.std(errors**2)),  # the squared errors': how noisy the RMSE is
             "mean_label": float(np.mean(labels)),
             "rows": float(len(labels)),
         }
@@ -630,7 +797,7 @@ class Multiclass(Task):
     )
     floor_setting: ClassVar[str] = "min_improvement_over_baseline"
     served_metrics: ClassVar[tuple[str, ...]] = ("log_loss", "macro_f1", "roc_auc_ovr", "accuracy")
-    validation_counts: ClassVar[tuple[str, ...]] = ("validation_rows",)
+    validation_counts: ClassVar[tuple[str, ...]] = ("validation_rows", "validation_loss_std")
     score_description: ClassVar[str] = "P(the predicted class)"
     score_range: ClassVar[tuple[float | None, float | None]] = (0.0, 1.0)
     card_metrics: ClassVar[dict[str, tuple[float | None, float | None, bool]]] = {
@@ -640,10 +807,66 @@ class Multiclass(Task):
         "accuracy": (0, 1, False),
         "baseline_log_loss": (0, None, False),
         "log_loss_vs_baseline": (None, 1, True),
+        "loss_std": (0, None, False),
     }
 
     def for_label(self, label: Any) -> Task:
         return Multiclass(tuple(label.classes))
+
+    @property
+    def live_numbers(self) -> tuple[str, ...]:  # type: ignore[override]
+        return (
+            "loss_std",
+            *(f"observed_share_{name}" for name in self.classes),
+            *(f"mean_probability_{name}" for name in self.classes),
+        )
+
+    def live_summary(self, labels: np.ndarray, scores: np.ndarray) -> dict[str, float]:
+        """The spread of the per-row log loss, and per class its share of the labels and its
+        mean predicted probability."""
+        import numpy as np
+
+        labels = np.asarray(labels, dtype=int)
+        shares = np.bincount(labels, minlength=len(self.classes)) / max(len(labels), 1)
+        means = np.asarray(scores, float).mean(axis=0)
+        return {
+            "loss_std": float(np.std(self._row_loss(labels, scores))),
+            **{f"observed_share_{n}": float(v) for n, v in zip(self.classes, shares, strict=True)},
+            **{f"mean_probability_{n}": float(v) for n, v in zip(self.classes, means, strict=True)},
+        }
+
+    def miscalibration(
+        self, numbers: dict[str, float], rows: float, band: float, validation: float
+    ) -> str | None:
+        """Per class, its observed share against its mean predicted probability; the class
+        furthest off beyond `band` (and noise) is named."""
+        import math
+
+        worst = None
+        for name in self.classes:
+            observed = numbers[f"observed_share_{name}"]
+            predicted = numbers[f"mean_probability_{name}"]
+            allowed = max(
+                band, NOISE_SE * math.sqrt(max(predicted * (1 - predicted), 1e-12) / rows)
+            )
+            excess = abs(observed - predicted) - allowed
+            if excess > 0 and (worst is None or excess > worst[0]):
+                worst = (excess, name, observed, predicted, allowed)
+        if worst is None:
+            return None
+        _, name, observed, predicted, allowed = worst
+        return (
+            f"observed share of {name} {observed:.4f} vs its mean predicted probability "
+            f"{predicted:.4f}: off by more than {allowed:.4f}"
+        )
+
+    def calibration_summary(self, numbers: dict[str, float]) -> str:
+        gaps = {
+            name: numbers[f"observed_share_{name}"] - numbers[f"mean_probability_{name}"]
+            for name in self.classes
+        }
+        name = max(gaps, key=lambda n: abs(gaps[n]))
+        return f"class shares within {abs(gaps[name]):.4f} of the mean predicted probabilities"
 
     def encoding(self, label: Any) -> LabelEncoding:
         return ClassIndices(tuple(label.classes))
@@ -676,6 +899,19 @@ class Multiclass(Task):
 
     def stored_scores(self, frame: pd.DataFrame, prefix: str) -> np.ndarray:
         return frame[[f"{prefix}_{name}" for name in self.classes]].to_numpy(dtype=float)
+
+    def drift_prediction(self, scores: np.ndarray) -> tuple[pd.Series, bool]:
+        """The predicted classes."""
+        import pandas as pd
+
+        return pd.Series(self.decisions(scores, 0.5)["decision"], dtype=object), False
+
+    def drift_label(self, labels: pd.Series) -> tuple[pd.Series, bool]:
+        """The classes by name."""
+        import pandas as pd
+
+        names = [self.classes[int(index)] for index in labels.dropna()]
+        return pd.Series(names, dtype=object), False
 
     def served(self, scores: np.ndarray) -> list[Any]:
         """One {class: probability} per row."""
@@ -752,7 +988,8 @@ class Multiclass(Task):
             ) | {"rows": 0.0}
         counts = np.bincount(labels, minlength=len(self.classes))
         shares = counts / len(labels) if baseline is None else np.asarray(baseline, dtype=float)
-        loss = float(self._row_loss(labels, scores).mean())
+        losses = self._row_loss(labels, scores)
+        loss = float(losses.mean())
         baseline_loss = float(self._row_loss(labels, np.tile(shares, (len(labels), 1))).mean())
         predicted = np.argmax(scores, axis=1)
         present = np.flatnonzero(counts)
@@ -773,6 +1010,7 @@ class Multiclass(Task):
             "accuracy": float(np.mean(predicted == labels)),
             "baseline_log_loss": baseline_loss,
             "log_loss_vs_baseline": 1 - loss / baseline_loss if baseline_loss else nan,
+            "loss_std": float(losses.std()),  # the per-row losses': how noisy the log loss is
             **recalls,
             "rows": float(len(labels)),
         }

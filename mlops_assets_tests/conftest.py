@@ -178,3 +178,29 @@ def edited_contracts(folder: Path, name: str, change) -> Path:
             change(document)
         (folder / path.name).write_text(yaml.safe_dump(document, sort_keys=False))
     return folder
+
+
+def performance_day(
+    instance: dg.DagsterInstance, key: dg.AssetKey, day: str, **numbers: float | str
+) -> None:
+    """A day's `model_performance` as the asset records it: `numbers` are its metadata (the gate
+    metric, `champion_validation_<metric>`, the task's live numbers...)."""
+    instance.report_runless_asset_event(
+        dg.AssetMaterialization(
+            asset_key=key,
+            partition=day,
+            metadata={
+                name: dg.MetadataValue.float(value) if isinstance(value, float) else value
+                for name, value in numbers.items()
+            },
+        )
+    )
+
+
+def evaluate_sensor(
+    defs: dg.Definitions, name: str, instance: dg.DagsterInstance, cursor: str | None = None
+) -> dg.SensorResult:
+    """One tick of sensor `name` against `instance`."""
+    sensor = defs.get_sensor_def(name)
+    with dg.build_sensor_context(instance=instance, cursor=cursor, definitions=defs) as context:
+        return sensor(context)

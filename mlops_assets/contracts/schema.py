@@ -385,15 +385,18 @@ class PerformanceSettings(_Strict):
         default=0.05,
         gt=0,
         le=1,
-        description="Retrain when the served ROC AUC is below the champion's validation ROC AUC "
-        "by more than this",
+        description="Retrain when the served gate metric is worse than the champion's validation "
+        "value by more than this (and 3 standard errors): binary, ROC AUC points; regression and "
+        "multiclass, a share of the validation RMSE or log loss",
     )
     calibration_band: float = Field(
         default=0.05,
         gt=0,
         le=1,
-        description="...or when the observed positive rate and the mean predicted probability "
-        "differ by more than this",
+        description="...or when the predictions are off on average by more than this: binary, "
+        "the observed positive rate against the mean predicted probability; multiclass, a "
+        "class's share against its mean predicted probability; regression, the mean residual as "
+        "a share of the validation RMSE",
     )
     labelled_days: int = Field(
         default=3, ge=1, le=90, description="Over this many most recent labelled days"
@@ -410,8 +413,8 @@ class PerformanceSettings(_Strict):
     )
     rollback: bool = Field(
         default=True,
-        description="Roll back by itself when the new champion's labelled live ROC AUC is below "
-        "the shadow's, on the same rows, by more than `margin` over `labelled_days`",
+        description="Roll back by itself when the new champion's labelled live gate metric is "
+        "worse than the shadow's, on the same rows, by more than `margin` over `labelled_days`",
     )
 
 
@@ -459,17 +462,6 @@ class ContractFile(_Strict):
     ingestion: IngestionSettings = IngestionSettings()
     source: Source
 
-    @model_validator(mode="before")
-    @classmethod
-    def _task_defaults(cls, data: Any) -> Any:
-        """The `performance` section is off unless written for a task not watched on live
-        labels (`Task.watches_performance`)."""
-        label = data.get("label") if isinstance(data, dict) else None
-        task = label.get("task", "binary") if isinstance(label, dict) else "binary"
-        if task in TASKS and not task_named(task).watches_performance:
-            data = {"performance": None, **data}
-        return data
-
     @model_validator(mode="after")
     def _fits_the_task(self) -> ContractFile:
         task = task_named(self.label.task)
@@ -477,12 +469,6 @@ class ContractFile(_Strict):
             raise ValueError(
                 f"model.estimator: {self.model.estimator} is not a {task.name} estimator; "
                 f"expected one of {', '.join(task.estimators)}, or module:function"
-            )
-        if not task.watches_performance and self.performance is not None:
-            raise ValueError(
-                f"performance: judging a {task.name} model's served metric on live labels (the "
-                "performance sensor, shadow scoring, rollback) is not built yet; set "
-                "performance: null (drift still retrains it)"
             )
         foreign = [
             name

@@ -7,11 +7,12 @@ and the alert rules, so the threshold walks one path.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from mlops_assets.contracts import DataContract
 from mlops_assets.contracts.schema import PerformanceSettings
+from mlops_assets.tasks import NOISE_SE, Binary, Task
 
 
 @dataclass(frozen=True)
@@ -169,42 +170,29 @@ def retraining_decision(
 
 @dataclass(frozen=True)
 class PerformanceObservation:
-    """The latest `model_performance` of one day, as the performance sensor sees it."""
+    """The latest `model_performance` of one day, as the performance sensor sees it, in the
+    task's gate metric (ROC AUC, RMSE, log loss)."""
 
     partition: str
     storage_id: int
     model_version: str
     labelled_rows: int
-    roc_auc: float
-    champion_validation_roc_auc: float
-    observed_positive_rate: float
-    mean_score: float
+    value: float  # the served model's gate metric on the labelled rows
+    champion_validation: float  # the champion's validation value of it
     # The previous champion scoring in shadow after a promotion ("none" otherwise).
     shadow_version: str = "none"
-    shadow_roc_auc: float = float("nan")
-    # Size of the champion's validation set (0: unknown): how noisy its validation ROC AUC is.
+    shadow_value: float = float("nan")
+    # Size of the champion's validation set (0: unknown): how noisy its validation metric is.
     validation_rows: int = 0
-    validation_positives: int = 0
+    # The task's `live_numbers` of the day and `champion_numbers` of the champion (as
+    # `champion_<name>`): what its noise and calibration rules read.
+    numbers: dict[str, float] = field(default_factory=dict)
 
 
-def auc_standard_error(auc: float, positives: float, negatives: float) -> float:
-    """Standard error of a ROC AUC measured on this many positives and negatives (Hanley and
-    McNeil, 1982); 0 when a count is unknown (0)."""
-    import math
-
-    if positives < 1 or negatives < 1 or math.isnan(auc):
-        return 0.0
-    q1, q2 = auc / (2 - auc), 2 * auc**2 / (1 + auc)
-    variance = (
-        auc * (1 - auc) + (positives - 1) * (q1 - auc**2) + (negatives - 1) * (q2 - auc**2)
-    ) / (positives * negatives)
-    return math.sqrt(max(variance, 0.0))
-
-
-# How many standard errors a gap must exceed, on top of the policy's margin, to count: sampling
-# alone rarely goes this far (about 1 in 700 one-sided), so a few hundred labelled rows a day do
-# not retrain or roll back on noise.
-NOISE_SE = 3.0
+def _pooled(window: list[PerformanceObservation], name: str) -> float:
+    """A day's number pooled over the window, each day weighted by its labelled rows."""
+    rows = sum(day.labelled_rows for day in window)
+    return sum(day.numbers.get(name, 0.0) * day.labelled_rows for day in window) / rows
 
 
 def performance_decision(
@@ -216,21 +204,24 @@ def performance_decision(
     drift_shares: dict[str, float] | None = None,
     retrained_against: str | None = None,
     rollback_due: str | None = None,
+    task: Task | None = None,
 ) -> Decision:
     """Whether the champion's labelled live performance calls for retraining (concept drift).
 
     `days` are the latest labelled days served by the current champion, most recent first. Over
-    the `settings.labelled_days` most recent of them (rows pooled, each day's ROC AUC weighted by
-    its labelled rows): retrain when the served ROC AUC is below the champion's validation ROC
-    AUC by more than `margin`, or the observed positive rate and the mean predicted probability
-    differ by more than `calibration_band`. The retraining data starts at the earliest of them.
-    A day of the window whose drift share (`drift_shares`) is above the drift threshold leaves
-    the decision to the drift policy: its consecutive rule, budget and escalation answer it; a
-    rollback the rollback policy calls for (`rollback_due`) comes before retraining. The
-    calibration rule also needs the gap beyond sampling noise (3 standard errors).
+    the `settings.labelled_days` most recent of them (rows pooled, each day's metric weighted by
+    its labelled rows): retrain when the served gate metric of the task (ROC AUC, RMSE, log loss)
+    is worse than the champion's validation value by more than `margin` (`Task.margin`) and 3
+    standard errors of both, or the task's calibration rule finds the predictions off on average
+    (`Task.miscalibration`). The retraining data starts at the earliest of them. A day of the
+    window whose drift share (`drift_shares`) is above the drift threshold leaves the decision to
+    the drift policy: its consecutive rule, budget and escalation answer it; a rollback the
+    rollback policy calls for (`rollback_due`) comes before retraining.
     """
     import math
 
+    task = task or Binary()
+    metric = task.metric
     window = [day for day in days if day.labelled_rows > 0][: settings.labelled_days]
     rows = sum(day.labelled_rows for day in window)
     if len(window) < settings.labelled_days or rows < settings.min_labelled_rows:
@@ -240,37 +231,34 @@ def performance_decision(
             f"(at least {settings.min_labelled_rows}): too early to judge live performance",
         )
     version, latest = window[0].model_version, window[0].partition
-    served = sum(d.roc_auc * d.labelled_rows for d in window if not math.isnan(d.roc_auc)) / rows
+    served = sum(d.value * d.labelled_rows for d in window if not math.isnan(d.value)) / rows
     champion = window[0]
-    validation = champion.champion_validation_roc_auc
-    observed = sum(d.observed_positive_rate * d.labelled_rows for d in window) / rows
-    predicted = sum(d.mean_score * d.labelled_rows for d in window) / rows
+    validation = champion.champion_validation
+    numbers = {name: _pooled(window, name) for name in task.live_numbers}
+    champion_numbers = {
+        f"champion_{name}": champion.numbers.get(f"champion_{name}", 0.0)
+        for name in task.champion_numbers
+    }
     span = f"{window[-1].partition} .. {latest}"
     problems = []
-    auc_noise = NOISE_SE * math.hypot(
-        auc_standard_error(served, observed * rows, (1 - observed) * rows),
-        auc_standard_error(
-            validation,
-            champion.validation_positives,
-            champion.validation_rows - champion.validation_positives,
-        ),
+    noise = NOISE_SE * math.hypot(
+        task.live_error(served, rows, numbers),
+        task.validation_error(validation, champion.validation_rows, champion_numbers),
     )
-    if not math.isnan(validation) and served < validation - max(settings.margin, auc_noise):
+    allowed = max(task.margin(settings.margin, validation), noise)
+    if not math.isnan(validation) and metric.improvement(served, validation) < -allowed:
         problems.append(
-            f"served ROC AUC {served:.4f} is below v{version}'s validation ROC AUC "
-            f"{validation:.4f} by more than {max(settings.margin, auc_noise):.4f}"
+            f"served {metric.title} {served:.4f} is {'below' if metric.higher_is_better else 'above'}"
+            f" v{version}'s validation {metric.title} {validation:.4f} by more than {allowed:.4f}"
         )
-    noise = NOISE_SE * math.sqrt(max(predicted * (1 - predicted), 1e-12) / rows)
-    if abs(observed - predicted) > max(settings.calibration_band, noise):
-        problems.append(
-            f"observed positive rate {observed:.4f} vs mean predicted probability "
-            f"{predicted:.4f}: off by more than {max(settings.calibration_band, noise):.4f}"
-        )
+    miscalibrated = task.miscalibration(numbers, rows, settings.calibration_band, validation)
+    if miscalibrated:
+        problems.append(miscalibrated)
     if not problems:
         return Decision(
             False,
-            f"v{version} on {span}: served ROC AUC {served:.4f} (validation {validation:.4f}), "
-            f"observed rate {observed:.4f} vs predicted {predicted:.4f}: within the policy",
+            f"v{version} on {span}: served {metric.title} {served:.4f} (validation "
+            f"{validation:.4f}), {task.calibration_summary(numbers)}: within the policy",
         )
     reason = f"v{version} on {span} ({rows} labelled rows): " + "; ".join(problems)
     drifted = sorted(
@@ -307,24 +295,27 @@ class RollbackDecision:
 
 
 def rollback_decision(
-    days: list[PerformanceObservation], settings: PerformanceSettings
+    days: list[PerformanceObservation], settings: PerformanceSettings, task: Task | None = None
 ) -> RollbackDecision:
     """Whether a newly promoted champion should give the alias back to the version it replaced.
 
     `days` are the latest labelled days served by the current champion, most recent first.
     Over the `settings.labelled_days` most recent of them where the previous champion scored
-    the same rows in shadow: roll back when the champion's ROC AUC (each day weighted by its
-    labelled rows) is below the shadow's by more than `margin`.
+    the same rows in shadow: roll back when the champion's gate metric (each day weighted by its
+    labelled rows) is worse than the shadow's by more than `margin` (`Task.margin` of the
+    shadow's value) and 3 standard errors.
     """
     import math
 
+    task = task or Binary()
+    metric = task.metric
     shadowed = [
         day
         for day in days
         if day.labelled_rows > 0
         and day.shadow_version not in ("", "none")
-        and not math.isnan(day.shadow_roc_auc)
-        and not math.isnan(day.roc_auc)
+        and not math.isnan(day.shadow_value)
+        and not math.isnan(day.value)
     ]
     if not shadowed:
         return RollbackDecision(False, "no labelled day scored in shadow: nothing to compare")
@@ -339,21 +330,21 @@ def rollback_decision(
             f"labelled day(s), {rows} labelled row(s) (at least {settings.min_labelled_rows}): "
             "too early to compare",
         )
-    served = sum(day.roc_auc * day.labelled_rows for day in window) / rows
-    previous = sum(day.shadow_roc_auc * day.labelled_rows for day in window) / rows
+    served = sum(day.value * day.labelled_rows for day in window) / rows
+    previous = sum(day.shadow_value * day.labelled_rows for day in window) / rows
     comparison = (
-        f"v{version}'s labelled live ROC AUC {served:.4f} vs {previous:.4f} of v{shadow} "
+        f"v{version}'s labelled live {metric.title} {served:.4f} vs {previous:.4f} of v{shadow} "
         f"(the champion it replaced, scoring in shadow) on the same {rows} rows of "
         f"{window[-1].partition} .. {window[0].partition}"
     )
-    positives = sum(day.observed_positive_rate * day.labelled_rows for day in window)
-    # Both scored the same rows: treating them as independent overstates the noise (cautious).
+    numbers = {name: _pooled(window, name) for name in task.live_numbers}
+    # Both scored the same rows: treating them as independent overstates the noise (cautious);
+    # the shadow's loss spread is taken as the champion's.
     noise = NOISE_SE * math.hypot(
-        auc_standard_error(served, positives, rows - positives),
-        auc_standard_error(previous, positives, rows - positives),
+        task.live_error(served, rows, numbers), task.live_error(previous, rows, numbers)
     )
-    allowed = max(settings.margin, noise)
-    if served < previous - allowed:
+    allowed = max(task.margin(settings.margin, previous), noise)
+    if metric.improvement(served, previous) < -allowed:
         return RollbackDecision(
             True, f"{comparison}: worse by more than {allowed:.4f}", to_version=shadow
         )

@@ -43,6 +43,7 @@ from mlops_assets.monitoring.policy import (
     retraining_decision,
     rollback_decision,
 )
+from mlops_assets.tasks import Task
 from mlops_assets.training.gates import CHALLENGER_VS_CHAMPION
 
 ACTIVE_STATUSES = [
@@ -383,6 +384,7 @@ def build_performance_sensor(
     rollback_on = settings.rollback and settings.watch_days > 0
     training_op = op_name(contract.key(TRAINING_SET))
     window_days = contract.spec.training.window_days
+    task, title = contract.task, contract.task.metric.title
 
     @dg.sensor(
         name=performance_sensor(contract.name),
@@ -390,9 +392,10 @@ def build_performance_sensor(
         minimum_interval_seconds=interval_seconds,
         default_status=_status(running),
         description=(
-            f"Launches {retraining_job.name} when the champion's labelled live ROC AUC falls more "
-            f"than {settings.margin} below its validation ROC AUC, or its calibration is off by "
-            f"more than {settings.calibration_band}, over {settings.labelled_days} labelled days."
+            f"Launches {retraining_job.name} when the champion's labelled live {title} is worse "
+            f"than its validation {title} beyond margin {settings.margin} and noise, or its "
+            f"calibration is off by more than {settings.calibration_band}, over "
+            f"{settings.labelled_days} labelled days."
         ),
     )
     def performance_retraining_sensor(context: dg.SensorEvaluationContext) -> dg.SensorResult:
@@ -400,11 +403,11 @@ def build_performance_sensor(
         retry = infrastructure_retry(instance, retraining_job.name, "performance")
         if retry is not None:
             return dg.SensorResult(run_requests=[retry], cursor=context.cursor)
-        tick = _served_days(instance, performance_key, context.cursor, window_days)
+        tick = _served_days(instance, performance_key, context.cursor, window_days, task)
         if tick is None:
             return dg.SensorResult(skip_reason="No new model_performance materializations")
         cursor, latest, days = tick
-        rollback = rollback_decision(days, settings) if rollback_on else None
+        rollback = rollback_decision(days, settings, task) if rollback_on else None
         decision = performance_decision(
             days,
             settings,
@@ -416,6 +419,7 @@ def build_performance_sensor(
                 instance, retraining_job.name, latest.model_version, policy.budget_days
             ),
             rollback_due=rollback.reason if rollback and rollback.rollback else None,
+            task=task,
         )
         context.log.info(decision.reason)
         if not decision.retrain:
@@ -455,6 +459,7 @@ def build_rollback_sensor(
         return None
     performance_key = contract.key(MODEL_PERFORMANCE)
     move_op = rollback_op(contract.name)
+    task = contract.task
 
     @dg.sensor(
         name=rollback_sensor(contract.name),
@@ -463,18 +468,20 @@ def build_rollback_sensor(
         default_status=_status(running),
         description=(
             f"Runs {rollback_job.name} when, within {settings.watch_days} days of a promotion, "
-            f"the new champion's labelled live ROC AUC is below the previous champion's (scored in "
-            f"shadow on the same rows) by more than {settings.margin} over "
-            f"{settings.labelled_days} labelled days."
+            f"the new champion's labelled live {task.metric.title} is worse than the previous "
+            f"champion's (scored in shadow on the same rows) beyond margin {settings.margin} and "
+            f"noise over {settings.labelled_days} labelled days."
         ),
     )
     def rollback_sensor_fn(context: dg.SensorEvaluationContext) -> dg.SensorResult:
         instance = context.instance
-        tick = _served_days(instance, performance_key, context.cursor, settings.watch_days + 1)
+        tick = _served_days(
+            instance, performance_key, context.cursor, settings.watch_days + 1, task
+        )
         if tick is None:
             return dg.SensorResult(skip_reason="No new model_performance materializations")
         cursor, latest, days = tick
-        decision = rollback_decision(days, settings)
+        decision = rollback_decision(days, settings, task)
         context.log.info(decision.reason)
         if not decision.rollback or _in_flight(instance, rollback_job.name):
             return dg.SensorResult(skip_reason=decision.reason[-1000:], cursor=cursor)
@@ -503,10 +510,11 @@ def build_rollback_sensor(
     return rollback_sensor_fn
 
 
-def _performance(record: dg.EventLogRecord) -> PerformanceObservation:
+def _performance(record: dg.EventLogRecord, task: Task) -> PerformanceObservation:
     materialization = record.asset_materialization
     assert materialization is not None and materialization.partition is not None
     metadata = materialization.metadata
+    metric = task.metric.name
 
     def value(name: str, default: Any = float("nan")) -> Any:
         return metadata[name].value if name in metadata else default
@@ -516,31 +524,39 @@ def _performance(record: dg.EventLogRecord) -> PerformanceObservation:
         storage_id=record.storage_id,
         model_version=str(value("model_version", "")),
         labelled_rows=int(value("labelled_rows", 0)),
-        roc_auc=float(value("roc_auc")),
-        champion_validation_roc_auc=float(value("champion_validation_roc_auc")),
-        observed_positive_rate=float(value("observed_positive_rate")),
-        mean_score=float(value("mean_score_labelled")),
+        value=float(value(metric)),
+        champion_validation=float(value(f"champion_validation_{metric}")),
         shadow_version=str(value("shadow_version", "none")),
-        shadow_roc_auc=float(value("shadow_roc_auc")),
+        shadow_value=float(value(f"shadow_{metric}")),
         validation_rows=int(value("champion_validation_rows", 0)),
-        validation_positives=int(value("champion_validation_positives", 0)),
+        numbers={
+            **{name: float(value(name)) for name in task.live_numbers},
+            **{
+                f"champion_{name}": float(value(f"champion_{name}", 0.0))
+                for name in task.champion_numbers
+            },
+        },
     )
 
 
 def _latest_per_day(
-    instance: dg.DagsterInstance, key: dg.AssetKey, partition: str, window_days: int
+    instance: dg.DagsterInstance, key: dg.AssetKey, partition: str, window_days: int, task: Task
 ) -> list[PerformanceObservation]:
     """The latest `model_performance` of each day of the window ending on `partition`, most
     recent first."""
     return [
-        _performance(record)
+        _performance(record, task)
         for record in _latest_of_each_day(instance, key, partition, range(window_days))
         if record
     ]
 
 
 def _served_days(
-    instance: dg.DagsterInstance, key: dg.AssetKey, cursor: str | None, window_days: int
+    instance: dg.DagsterInstance,
+    key: dg.AssetKey,
+    cursor: str | None,
+    window_days: int,
+    task: Task,
 ) -> tuple[str, PerformanceObservation, list[PerformanceObservation]] | None:
     """For a tick of a `model_performance` sensor: its new cursor, the most recent day among the
     new materializations, and the labelled days (most recent first) the version that served it
@@ -548,8 +564,8 @@ def _served_days(
     new = _new_materializations(instance, key, cursor)
     if not new:
         return None
-    latest = max((_performance(record) for record in new), key=lambda day: day.partition)
-    days = _served_by_latest(_latest_per_day(instance, key, latest.partition, window_days))
+    latest = max((_performance(record, task) for record in new), key=lambda day: day.partition)
+    days = _served_by_latest(_latest_per_day(instance, key, latest.partition, window_days, task))
     return str(new[-1].storage_id), latest, days
 
 

@@ -153,6 +153,8 @@ def _register(
         "dagster/run_id": context.run.run_id,
         "dagster/partition": context.partition_key,
         "mlops/contract": contract.name,
+        # every validation metric of the card; the gate metric's as the promotion reason shows it
+        **{f"validation_{name}": f"{card[name]:g}" for name in task.card_metrics},
         f"validation_{metric.name}": f"{card[metric.name]:.4f}",
         # how much that number can be trusted: the performance policy's noise allowance
         "validation_rows": str(len(validation)),

@@ -104,7 +104,7 @@ def build_serving_assets(
                     champion.tags.get(f"validation_{metric}", "nan")
                 ),
                 **{
-                    f"champion_{name}": int(champion.tags.get(name, "0"))
+                    f"champion_{name}": _tag_number(champion.tags.get(name, "0"))
                     for name in contract.task.validation_counts
                 },
                 "dagster/row_count": len(predictions),
@@ -138,7 +138,7 @@ def build_serving_assets(
         import pandas as pd
 
         row = served_performance(contract, batch_predictions, features)
-        mean_score_labelled = row.pop("mean_score_labelled")
+        mean_score_labelled, live = row.pop("mean_score_labelled"), row.pop("live")
         champion = _champion_validation(context, contract, contract.key(BATCH_PREDICTIONS))
         exported = metrics.export(
             contract.model_name,
@@ -168,14 +168,11 @@ def build_serving_assets(
                     if name != "positive_rate"
                 },
                 "mean_score_labelled": dg.MetadataValue.float(mean_score_labelled),
+                # read by the performance sensor's noise and calibration rules (`Task.live_summary`)
+                **{name: dg.MetadataValue.float(value) for name, value in live.items()},
                 # read by the rollback sensor: the previous champion on the same rows
                 "shadow_version": row["shadow_version"] or "none",
                 f"shadow_{metric}": dg.MetadataValue.float(float(row[f"shadow_{metric}"])),
-                **(
-                    {"observed_positive_rate": dg.MetadataValue.float(float(row["positive_rate"]))}
-                    if "positive_rate" in row
-                    else {}
-                ),
                 f"champion_validation_{metric}": dg.MetadataValue.float(
                     champion.pop(f"champion_validation_{metric}")
                 ),
@@ -298,11 +295,12 @@ def served_performance(
         if len(shadowed)
         else float("nan")
     )
+    labels, served = task.labels(labelled, label), task.stored_scores(labelled, "score")
+    nan = float("nan")
     scores = (
-        task.metrics(task.labels(labelled, label), task.stored_scores(labelled, "score"))
-        if len(labelled)
-        else dict.fromkeys(task.served_metrics, float("nan"))
+        task.metrics(labels, served) if len(labelled) else dict.fromkeys(task.served_metrics, nan)
     )
+    live = task.live_summary(labels, served) if len(labelled) else {}
     return {
         "model_version": versions,
         "mean_score_labelled": float(labelled["score"].mean()) if len(labelled) else float("nan"),
@@ -311,4 +309,11 @@ def served_performance(
         **{name: scores[name] for name in task.served_metrics},
         "shadow_version": ", ".join(sorted(shadowed["shadow_version"].unique())) or None,
         f"shadow_{metric}": shadow_score,
+        "live": {name: live.get(name, nan) for name in task.live_numbers},
     }
+
+
+def _tag_number(text: str) -> int | float:
+    """A registry tag's number: a count stays an integer."""
+    number = float(text)
+    return int(number) if number.is_integer() and "." not in text else number
