@@ -93,7 +93,11 @@ def test_first_model_is_tracked_gated_registered_and_promoted(platform: Platform
     pinned = dict(line.split("==") for line in requirements.read_text().split())
     assert pinned == {name: importlib.metadata.version(name) for name in MODEL_PACKAGES}
     reference = pd.read_parquet(mlflow.artifacts.download_artifacts(model["reference_uri"]))
-    assert list(reference.columns) == [contract.event_time_column, *contract.feature_columns]
+    assert list(reference.columns) == [
+        contract.event_time_column,
+        *contract.feature_columns,
+        contract.label_column,  # for the drift report's label row
+    ]
     assert len(reference) == model["train_rows"]
     assert (
         str(platform.settings.home / "mlflow" / "artifacts") in run.info.artifact_uri

@@ -28,7 +28,7 @@ from mlops_assets.monitoring.policy import ESCALATION, RetrainingPolicy
 from mlops_assets.registry.mlflow import MlflowRegistry, RegistryError, dagster_run_ended
 
 if TYPE_CHECKING:
-    from mlops_assets.monitoring.drift import DriftResult, ReferenceProfile
+    from mlops_assets.monitoring.drift import ColumnDrift, DriftResult, ReferenceProfile
 
 DRIFT_CHECK = "drift_share_within_threshold"
 ESCALATION_CHECK = "retraining_removed_drift"
@@ -57,9 +57,19 @@ DRIFT_COLUMNS = FrameSpec(
         ColumnSpec(
             "reference_version", TEXT, "Champion model version whose training data is the reference"
         ),
+        ColumnSpec(
+            "role",
+            TEXT,
+            "feature (counted in the drift share), prediction or label (their own verdict)",
+            isin=("feature", "prediction", "label"),
+        ),
     ),
-    "One row per drift column: the test Evidently would pick, its score and verdict.",
+    "One row per drift column: the test Evidently would pick, its score and verdict; then the "
+    "champion's predictions and the delivered labels against its training rows'.",
 )
+
+# Label drift is tested once the day holds at least this many labels (they arrive late).
+MIN_LABELS_FOR_DRIFT = 30
 
 
 class DriftReportConfig(dg.Config):
@@ -115,7 +125,7 @@ def build_drift_assets(
         mlflow: MlflowRegistry,
         metrics: PrometheusMetrics,
     ):
-        from mlops_assets.monitoring.drift import dataset_drift
+        from mlops_assets.monitoring.drift import DriftResult, dataset_drift
 
         registered = mlflow.model_of(contract)
         champion = champion_or_fail(registered.require_champion)
@@ -128,6 +138,10 @@ def build_drift_assets(
             result = dataset_drift(profile, features, contract, noise)
             if len(noise.floors) > known:  # a new size or column was simulated
                 _save_noise_floors(contract, mlflow, champion, noise)
+            model = registered.load_version(champion)
+            result = DriftResult(
+                result.columns + _outcome_drift(contract, model, reference, features)
+            )
             report_path, sampled = (
                 _save_evidently_html(
                     contract,
@@ -181,6 +195,7 @@ def build_drift_assets(
                     mlflow.run_url(mlflow_run.experiment_id, mlflow_run.run_id)
                 ),
                 "evidently_sample": sampled,
+                **_outcome_metadata(result),
                 "model_version": dg.MetadataValue.url(registered.version_url(version)),
                 "prometheus_metrics": exported,
                 "dagster/row_count": len(table),
@@ -214,6 +229,46 @@ def build_drift_assets(
             )
 
     return drift_report
+
+
+def _outcome_drift(
+    contract: DataContract, model: Any, reference: Table, features: Table
+) -> list["ColumnDrift"]:
+    """The champion's predictions on the day against its predictions on its training rows, and
+    the day's labels (once `MIN_LABELS_FOR_DRIFT` have arrived) against the training labels
+    (references stored before labels were kept in them have no label row)."""
+    from mlops_assets.monitoring.drift import LABEL, PREDICTION, outcome_drift
+    from mlops_assets.training.model import predict
+
+    task, label = contract.task, contract.label_column
+    current, numeric = task.drift_prediction(predict(model, features, contract))
+    trained, _ = task.drift_prediction(predict(model, reference, contract))
+    rows = [outcome_drift(PREDICTION, PREDICTION, trained, current, numeric)]
+    if label in reference and features[label].notna().sum() >= MIN_LABELS_FOR_DRIFT:
+        (current_labels, numeric), (trained_labels, _) = (
+            task.drift_label(features[label]),
+            task.drift_label(reference[label]),
+        )
+        rows.append(outcome_drift(label, LABEL, trained_labels, current_labels, numeric))
+    return rows
+
+
+def _outcome_metadata(result: "DriftResult") -> dict[str, Any]:
+    """`prediction_drift` and `label_drift`: score, test and verdict (label: not yet, until
+    enough labels arrived)."""
+    from mlops_assets.monitoring.drift import LABEL, PREDICTION
+
+    metadata: dict[str, Any] = {}
+    for role in (PREDICTION, LABEL):
+        row = result.outcome(role)
+        metadata[f"{role}_drifted"] = row.drifted if row else None
+        metadata[f"{role}_drift"] = (
+            f"{row.test} {row.score:.4f} (threshold {row.threshold}): "
+            f"{'drifted' if row.drifted else 'no drift'}"
+            if row
+            else f"not tested: fewer than {MIN_LABELS_FOR_DRIFT} labels delivered yet"
+        )
+    return metadata
 
 
 def _noise_path(contract: DataContract, registry: MlflowRegistry, champion: Any) -> Path:
@@ -403,6 +458,7 @@ def _column_table(result: "DriftResult") -> dg.MetadataValue:
                     "evidently_drifted": c.evidently_drifted,
                     "drifted": c.drifted,
                     "current_rows": c.current_rows,
+                    "role": c.role,
                 }
             )
             for c in result.columns
@@ -417,20 +473,21 @@ def _column_table(result: "DriftResult") -> dg.MetadataValue:
                 dg.TableColumn("evidently_drifted", "bool"),
                 dg.TableColumn("drifted", "bool"),
                 dg.TableColumn("current_rows", "int"),
+                dg.TableColumn("role", "string"),
             ]
         ),
     )
 
 
 def _top_drifted(result: "DriftResult") -> str:
-    drifted = [c for c in result.columns if c.drifted]
+    drifted = [c for c in result.features if c.drifted]
     if not drifted:
-        return f"No drifted columns ({len(result.columns)} tested)."
+        return f"No drifted columns ({len(result.features)} tested)."
     drifted.sort(key=lambda c: -c.score if c.test in ("wasserstein", "jensenshannon") else c.score)
     rows = [f"| {c.column} | {c.test} | {c.score:.4f} | {c.threshold} |" for c in drifted[:5]]
     return "\n".join(
         [
-            f"**{len(drifted)} of {len(result.columns)} columns drifted**",
+            f"**{len(drifted)} of {len(result.features)} columns drifted**",
             "",
             "| column | test | score | threshold |",
             "|---|---|---|---|",

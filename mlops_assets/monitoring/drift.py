@@ -35,7 +35,7 @@ rows' share and the seen levels' p-value, each against its own floor (`NoiseFloo
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 
 import numpy as np
 import pandas as pd
@@ -48,6 +48,8 @@ KOLMOGOROV_SMIRNOV = "ks"
 CHI_SQUARE = "chisquare"
 Z_TEST = "z"
 ALL_MISSING = "all_missing"
+# What a drift report row is about: a model input, the predictions, or the delivered labels.
+FEATURE, PREDICTION, LABEL = "feature", "prediction", "label"
 UNSEEN_SHARE = "unseen_share"  # chi-square's second floor: the day's rows in unseen levels
 _CHI_SQUARE_SEEN = "chisquare_seen"  # its first, cached apart from the older p-only floors
 _DISTANCES = (WASSERSTEIN, JENSEN_SHANNON)  # drift above a threshold; other tests: p-values
@@ -90,6 +92,8 @@ class ColumnDrift:
     dropped_current: int
     evidently_drifted: bool = False  # Evidently's own verdict (threshold only)
     noise_floor: float | None = None  # the score sampling alone reaches at this size (see above)
+    # feature: counts in the drift share; prediction, label: reported with their own verdict
+    role: str = FEATURE
 
     @property
     def held_back(self) -> bool:
@@ -99,26 +103,35 @@ class ColumnDrift:
 
 @dataclass(frozen=True)
 class DriftResult:
-    columns: list[ColumnDrift]
+    columns: list[ColumnDrift]  # the features', then the prediction's and the label's, if any
+
+    @property
+    def features(self) -> list[ColumnDrift]:
+        return [column for column in self.columns if column.role == FEATURE]
 
     @property
     def share(self) -> float:
         """Share of drifted feature columns: the dataset drift score automation acts on."""
-        return self._share([column.drifted for column in self.columns])
+        return self._share([column.drifted for column in self.features])
 
     @property
     def evidently_share(self) -> float:
         """The share Evidently's own verdicts give (what its HTML report shows)."""
-        return self._share([column.evidently_drifted for column in self.columns])
+        return self._share([column.evidently_drifted for column in self.features])
 
     @property
     def drifted_columns(self) -> list[str]:
-        return [column.column for column in self.columns if column.drifted]
+        """The drifted feature columns."""
+        return [column.column for column in self.features if column.drifted]
 
     @property
     def held_back_columns(self) -> list[ColumnDrift]:
         """Columns Evidently alone would call drifted, held back as sampling noise."""
         return [column for column in self.columns if column.held_back]
+
+    def outcome(self, role: str) -> ColumnDrift | None:
+        """The `prediction` or `label` row, if the report has one."""
+        return next((column for column in self.columns if column.role == role), None)
 
     @staticmethod
     def _share(verdicts: list[bool]) -> float:
@@ -241,6 +254,15 @@ def column_drift(
         evidently_drifted=bool(drifted),
         noise_floor=floor,
     )
+
+
+def outcome_drift(
+    name: str, role: str, reference: pd.Series, current: pd.Series, numeric: bool
+) -> ColumnDrift:
+    """The drift of the predictions or of the labels (`role`): Evidently's default test and its
+    verdict. Reported beside the features, not counted in the share: a prediction moves with the
+    features it is made of, and labels arrive late."""
+    return replace(column_drift(name, reference, current, numeric), role=role)
 
 
 def dataset_drift(

@@ -405,7 +405,10 @@ def _train_and_log(
         mlflow.set_tag(MODEL_DIGEST_TAG, digest)
         with tempfile.TemporaryDirectory() as folder:
             reference = Path(folder) / Path(REFERENCE_ARTIFACT).name
-            train[[contract.event_time_column, *contract.feature_columns]].to_parquet(reference)
+            # the features and the labels: what drift reports compare the days against
+            train[
+                [contract.event_time_column, *contract.feature_columns, contract.label_column]
+            ].to_parquet(reference)
             mlflow.log_artifact(str(reference), artifact_path=str(Path(REFERENCE_ARTIFACT).parent))
         champion, champion_model = registry.model_of(contract).champion_and_model()
         gate_results = evaluate_gates(
