@@ -252,6 +252,11 @@ class Task:
         """The score back from one of the online server's `predictions` (`served`)."""
         return float(served)
 
+    def served_outputs(self) -> str:
+        """What MLflow's own server (a KServe deployment) answers per row: the model's pyfunc
+        method, `predict_method`."""
+        return "the predicted value (predict)"
+
     def prediction_summary(self, scores: np.ndarray, threshold: float) -> dict[str, float]:
         """A batch's summary: its mean score, and (binary) the share decided positive."""
         import numpy as np
@@ -470,6 +475,9 @@ class Binary(Task):
 
     def score_of(self, served: Any) -> float:
         return float(served[1])
+
+    def served_outputs(self) -> str:
+        return "[P(negative), P(positive)] (predict_proba)"
 
     def prediction_summary(self, scores: np.ndarray, threshold: float) -> dict[str, float]:
         nan = float("nan")
@@ -920,6 +928,9 @@ class Multiclass(Task):
     def score_of(self, served: Any) -> Any:
         """The row of probabilities, in the contract's class order."""
         return [float(served[name]) for name in self.classes]
+
+    def served_outputs(self) -> str:
+        return f"[{', '.join(f'P({name})' for name in self.classes)}] (predict_proba)"
 
     def prediction_summary(self, scores: np.ndarray, threshold: float) -> dict[str, float]:
         """The mean probability of the predicted class, and the share predicted per class."""

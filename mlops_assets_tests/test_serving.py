@@ -166,6 +166,9 @@ def test_kserve_manifest_names_the_champion_and_is_valid(platform: Platform, tmp
     assert model["modelFormat"] == {"name": "mlflow"} and model["protocolVersion"] == "v2"
     assert manifest["metadata"]["labels"]["mlops-assets/model-version"] == str(champion.version)
     assert manifest["metadata"]["namespace"] == "ml"
+    annotations = manifest["metadata"]["annotations"]
+    assert annotations["mlops-assets/task"] == "binary"
+    assert annotations["mlops-assets/outputs"] == "[P(negative), P(positive)] (predict_proba)"
     assert manifest["spec"]["predictor"]["serviceAccountName"] == "s3-reader"
 
     misspelt = yaml.safe_load(out.read_text())

@@ -160,6 +160,8 @@ def test_a_class_a_model_never_saw_gets_its_column_with_probability_zero():
     assert set(SPECIES.decisions(scores, 0.5)["decision"]) <= {"Adelie", "Gentoo"}
     served = SPECIES.served(scores[:3])
     assert list(served[0]) == ["Adelie", "Chinstrap", "Gentoo"]
+    # what MLflow's own server (KServe) answers: the same probabilities, in this order
+    assert SPECIES.served_outputs() == "[P(Adelie), P(Chinstrap), P(Gentoo)] (predict_proba)"
     assert np.allclose([SPECIES.score_of(row) for row in served], scores[:3])
 
 

@@ -155,12 +155,15 @@ def inference_service(
     namespace: str | None = None,
     service_account: str | None = None,
     artifacts_destination: str | None = None,
+    task: Task | None = None,
 ) -> dict[str, Any]:
     """A KServe `InferenceService` for the champion (or `version`), from the registry.
 
     KServe's MLflow runtime (MLServer, protocol v2) loads the model directory at `storageUri`,
     which is the registry's download URI of the version: an `s3://` URL on a cluster install.
-    `service_account` names one whose secret holds the object-store credentials.
+    `service_account` names one whose secret holds the object-store credentials. The runtime
+    calls the method the model was logged with (`Task.predict_method`); the `task` annotations
+    say what it answers, for a client (multiclass: the classes' order).
     """
     from mlops_assets.registry.mlflow import RegistryError
 
@@ -194,6 +197,11 @@ def inference_service(
             "mlops-assets/model-uri": model_uri(model_name, number),
             "mlops-assets/run-id": chosen.run_id or "",
             "mlops-assets/served-alias": "" if version else CHAMPION,
+            **(
+                {"mlops-assets/task": task.name, "mlops-assets/outputs": task.served_outputs()}
+                if task
+                else {}
+            ),
         },
     }
     if namespace:
@@ -265,6 +273,7 @@ def main(argv: list[str] | None = None) -> None:
             args.namespace,
             args.service_account,
             args.artifacts_destination,
+            contract.task,
         )
     except (RegistryError, ValueError) as error:
         parser.exit(2, f"error: {error}\n")
