@@ -160,6 +160,14 @@ class ClassIndices(LabelEncoding):
         return {"isin": tuple(range(len(self.classes)))}
 
 
+def metric_key(name: str) -> str:
+    """A class name as MLflow accepts it in a metric or tag name (letters, digits, `_-./ `; any
+    other character becomes `_`)."""
+    import re
+
+    return re.sub(r"[^\w\-./ ]", "_", name, flags=re.ASCII)
+
+
 def _label_text(value: Any) -> str:
     """A delivered label value as text; whole floats lose their `.0` so `1.0` matches `1`."""
     value = value.item() if hasattr(value, "item") else value  # numpy scalars to Python
@@ -971,7 +979,8 @@ class Multiclass(Task):
 
         counts = np.bincount(np.asarray(labels, dtype=int), minlength=len(self.classes))
         return {
-            f"rows_{name}": int(count) for name, count in zip(self.classes, counts, strict=True)
+            f"rows_{metric_key(name)}": int(count)
+            for name, count in zip(self.classes, counts, strict=True)
         }
 
     @staticmethod
@@ -995,7 +1004,8 @@ class Multiclass(Task):
         nan = float("nan")
         if not len(labels):
             return dict.fromkeys(
-                (*self.card_metrics, *(f"recall_{name}" for name in self.classes)), nan
+                (*self.card_metrics, *(f"recall_{metric_key(name)}" for name in self.classes)),
+                nan,
             ) | {"rows": 0.0}
         counts = np.bincount(labels, minlength=len(self.classes))
         shares = counts / len(labels) if baseline is None else np.asarray(baseline, dtype=float)
@@ -1005,7 +1015,9 @@ class Multiclass(Task):
         predicted = np.argmax(scores, axis=1)
         present = np.flatnonzero(counts)
         recalls = {
-            f"recall_{name}": float(np.mean(predicted[labels == i] == i)) if counts[i] else nan
+            f"recall_{metric_key(name)}": float(np.mean(predicted[labels == i] == i))
+            if counts[i]
+            else nan
             for i, name in enumerate(self.classes)
         }
         return {
@@ -1052,6 +1064,15 @@ class Multiclass(Task):
                 f"the train split ({int(np.sum(splits == 'train'))} rows, by event time) holds "
                 f"only the class {self.classes[min(trained)]}: the classes are bunched in time; "
                 "widen training.window_days"
+            )
+        unseen = sorted(validated - trained)
+        if unseen:
+            counts = np.bincount(labels, minlength=len(self.classes))
+            named = ", ".join(f"{self.classes[i]} ({counts[i]} rows in all)" for i in unseen)
+            return (
+                f"the train split ({int(np.sum(splits == 'train'))} of {len(labels)} rows, by "
+                f"event time) holds no row of the class {named}, which the validation split "
+                "has: the model could not predict it; widen training.window_days"
             )
         missing = sorted(trained - validated)
         if missing:

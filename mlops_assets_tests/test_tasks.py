@@ -14,7 +14,7 @@ from sklearn.metrics import (
     roc_auc_score,
 )
 
-from mlops_assets.tasks import Binary, Multiclass, Regression
+from mlops_assets.tasks import Binary, Multiclass, Regression, metric_key
 from mlops_assets.training.gates import bias_gap, challenger_vs_champion, group_rates, quality_floor
 
 REGRESSION = Regression()
@@ -193,3 +193,21 @@ def test_a_class_missing_from_the_validation_split_is_an_explained_refusal():
     assert "training.validation_fraction=0.2" in problem
     assert "the class Adelie" in SPECIES.problem(np.zeros(12, dtype=int), splits, 0.2)
     assert SPECIES.problem(np.array([0, 1, 2] * 4), splits, 0.2) is None
+
+
+def test_a_class_only_the_validation_split_holds_is_an_explained_refusal():
+    splits = np.array(["train"] * 8 + ["validation"] * 4)
+    labels = np.array([0, 2, 0, 2, 0, 2, 0, 2, 1, 0, 2, 1])  # Chinstrap arrives late
+    problem = SPECIES.problem(labels, splits, 0.2)
+    assert "the train split (8 of 12 rows, by event time) holds no row of the class Chinstrap" in (
+        problem
+    )
+
+
+def test_class_names_mlflow_refuses_in_metric_names_are_made_safe():
+    survey = Multiclass(("Too Little", "A+", "São Paulo"))
+    labels = np.array([0, 1, 2] * 10)
+    metrics = survey.metrics(labels, np.eye(3)[labels] * 0.9 + 0.1 / 3)
+    assert {"recall_Too Little", "recall_A_", "recall_S_o Paulo"} <= set(metrics)
+    assert set(survey.label_summary(labels)) == {"rows_Too Little", "rows_A_", "rows_S_o Paulo"}
+    assert metric_key("a/b-c.d e_f") == "a/b-c.d e_f"
