@@ -1065,22 +1065,22 @@ class Multiclass(Task):
                 f"only the class {self.classes[min(trained)]}: the classes are bunched in time; "
                 "widen training.window_days"
             )
-        unseen = sorted(validated - trained)
-        if unseen:
-            counts = np.bincount(labels, minlength=len(self.classes))
-            named = ", ".join(f"{self.classes[i]} ({counts[i]} rows in all)" for i in unseen)
+        counts = np.bincount(labels, minlength=len(self.classes))
+
+        def named(indices: list[int]) -> str:
+            return ", ".join(f"{self.classes[i]} ({counts[i]} rows in all)" for i in indices)
+
+        rows = {split: int(np.sum(splits == split)) for split in ("train", "validation")}
+        if unseen := sorted(validated - trained):
             return (
-                f"the train split ({int(np.sum(splits == 'train'))} of {len(labels)} rows, by "
-                f"event time) holds no row of the class {named}, which the validation split "
-                "has: the model could not predict it; widen training.window_days"
+                f"the train split ({rows['train']} of {len(labels)} rows, by event time) holds "
+                f"no row of the class {named(unseen)}, which the validation split has: the "
+                "model could not predict it; widen training.window_days"
             )
-        missing = sorted(trained - validated)
-        if missing:
-            counts = np.bincount(labels, minlength=len(self.classes))
-            named = ", ".join(f"{self.classes[i]} ({counts[i]} rows in all)" for i in missing)
+        if missing := sorted(trained - validated):
             return (
-                f"the validation split ({int(np.sum(splits == 'validation'))} of {len(labels)} "
-                f"rows, by event time) holds no row of the class {named}: the model could not be "
+                f"the validation split ({rows['validation']} of {len(labels)} rows, by event "
+                f"time) holds no row of the class {named(missing)}: the model could not be "
                 "judged on it; widen training.window_days or raise training.validation_fraction="
                 f"{validation_fraction}"
             )
