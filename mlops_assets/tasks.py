@@ -197,6 +197,14 @@ def auc_standard_error(auc: float, positives: float, negatives: float) -> float:
     return math.sqrt(max(variance, 0.0))
 
 
+def rate_allowance(predicted: float, rows: float, band: float) -> float:
+    """How far an observed rate may stand from a mean predicted probability `predicted` on
+    `rows` rows: `band`, or 3 standard errors of a rate at that size if more."""
+    import math
+
+    return max(band, NOISE_SE * math.sqrt(max(predicted * (1 - predicted), 1e-12) / rows))
+
+
 class Task:
     """The behaviour of one kind of label; subclasses are stateless singletons (`TASKS`)."""
 
@@ -520,10 +528,9 @@ class Binary(Task):
         self, numbers: dict[str, float], rows: float, band: float, validation: float
     ) -> str | None:
         """The observed positive rate against the mean predicted probability."""
-        import math
 
         observed, predicted = numbers["observed_positive_rate"], numbers["mean_score_labelled"]
-        allowed = max(band, NOISE_SE * math.sqrt(max(predicted * (1 - predicted), 1e-12) / rows))
+        allowed = rate_allowance(predicted, rows, band)
         if abs(observed - predicted) <= allowed:
             return None
         return (
@@ -829,6 +836,12 @@ class Multiclass(Task):
     def for_label(self, label: Any) -> Task:
         return Multiclass(tuple(label.classes))
 
+    def _counts(self, indices: np.ndarray) -> np.ndarray:
+        """Rows per class, in the contract's order, of these class indices."""
+        import numpy as np
+
+        return np.bincount(np.asarray(indices, dtype=int), minlength=len(self.classes))
+
     @property
     def live_numbers(self) -> tuple[str, ...]:  # type: ignore[override]
         return (
@@ -843,7 +856,7 @@ class Multiclass(Task):
         import numpy as np
 
         labels = np.asarray(labels, dtype=int)
-        shares = np.bincount(labels, minlength=len(self.classes)) / max(len(labels), 1)
+        shares = self._counts(labels) / max(len(labels), 1)
         means = np.asarray(scores, float).mean(axis=0)
         return {
             "loss_std": float(np.std(self._row_loss(labels, scores))),
@@ -856,15 +869,12 @@ class Multiclass(Task):
     ) -> str | None:
         """Per class, its observed share against its mean predicted probability; the class
         furthest off beyond `band` (and noise) is named."""
-        import math
 
         worst = None
         for name in self.classes:
             observed = numbers[f"observed_share_{name}"]
             predicted = numbers[f"mean_probability_{name}"]
-            allowed = max(
-                band, NOISE_SE * math.sqrt(max(predicted * (1 - predicted), 1e-12) / rows)
-            )
+            allowed = rate_allowance(predicted, rows, band)
             excess = abs(observed - predicted) - allowed
             if excess > 0 and (worst is None or excess > worst[0]):
                 worst = (excess, name, observed, predicted, allowed)
@@ -945,7 +955,7 @@ class Multiclass(Task):
         import numpy as np
 
         predicted = np.argmax(scores, axis=1) if len(scores) else np.array([], dtype=int)
-        shares = np.bincount(predicted, minlength=len(self.classes)) / max(len(predicted), 1)
+        shares = self._counts(predicted) / max(len(predicted), 1)
         return {
             "mean_score": float(np.mean(np.max(scores, axis=1))) if len(scores) else float("nan"),
             **{
@@ -969,15 +979,13 @@ class Multiclass(Task):
 
     def baseline(self, train_labels: np.ndarray) -> Any:
         """The training rows' class shares, as a list (it is stored in the model card)."""
-        import numpy as np
 
-        counts = np.bincount(np.asarray(train_labels, dtype=int), minlength=len(self.classes))
+        counts = self._counts(train_labels)
         return (counts / max(counts.sum(), 1)).tolist()
 
     def label_summary(self, labels: np.ndarray) -> dict[str, float]:
-        import numpy as np
 
-        counts = np.bincount(np.asarray(labels, dtype=int), minlength=len(self.classes))
+        counts = self._counts(labels)
         return {
             f"rows_{metric_key(name)}": int(count)
             for name, count in zip(self.classes, counts, strict=True)
@@ -1007,7 +1015,7 @@ class Multiclass(Task):
                 (*self.card_metrics, *(f"recall_{metric_key(name)}" for name in self.classes)),
                 nan,
             ) | {"rows": 0.0}
-        counts = np.bincount(labels, minlength=len(self.classes))
+        counts = self._counts(labels)
         shares = counts / len(labels) if baseline is None else np.asarray(baseline, dtype=float)
         losses = self._row_loss(labels, scores)
         loss = float(losses.mean())
@@ -1065,7 +1073,7 @@ class Multiclass(Task):
                 f"only the class {self.classes[min(trained)]}: the classes are bunched in time; "
                 "widen training.window_days"
             )
-        counts = np.bincount(labels, minlength=len(self.classes))
+        counts = self._counts(labels)
 
         def named(indices: list[int]) -> str:
             return ", ".join(f"{self.classes[i]} ({counts[i]} rows in all)" for i in indices)

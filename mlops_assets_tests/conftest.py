@@ -204,3 +204,22 @@ def evaluate_sensor(
     sensor = defs.get_sensor_def(name)
     with dg.build_sensor_context(instance=instance, cursor=cursor, definitions=defs) as context:
         return sensor(context)
+
+
+def write_contract(folder: Path, document: dict) -> Path:
+    """A user's contract file in `folder/contracts`, as MLOPS_CONTRACTS would point at it."""
+    import yaml
+
+    contracts = folder / "contracts"
+    contracts.mkdir(exist_ok=True)
+    (contracts / f"{document['name']}.yaml").write_text(yaml.safe_dump(document, sort_keys=False))
+    return contracts
+
+
+def latest_metadata(platform: Platform, stage: str, day: str) -> dict:
+    """The metadata of the latest materialization of `stage` for `day`, as plain values."""
+    [record] = platform.instance.fetch_materializations(
+        dg.AssetRecordsFilter(asset_key=platform.key(stage), asset_partitions=[day]), limit=1
+    ).records
+    metadata = record.asset_materialization.metadata
+    return {name: value.value for name, value in metadata.items()}

@@ -23,7 +23,14 @@ import yaml
 
 from mlops_assets import keys
 from mlops_assets.serving.app import ServedModel
-from mlops_assets_tests.conftest import Platform, evaluate_sensor, make_settings, performance_day
+from mlops_assets_tests.conftest import (
+    Platform,
+    evaluate_sensor,
+    latest_metadata,
+    make_settings,
+    performance_day,
+    write_contract,
+)
 
 ROWS = 200
 DAYS = [(date(2026, 1, 1) + timedelta(days=d)).isoformat() for d in range(11)]
@@ -84,19 +91,8 @@ def write_days(folder: Path) -> pd.DataFrame:
 def brands(tmp_path: Path, instance) -> Platform:
     home = tmp_path / "home"
     write_days(home / "sources" / "cracker_brands")
-    contracts = tmp_path / "contracts"
-    contracts.mkdir()
-    (contracts / "cracker_brands.yaml").write_text(yaml.safe_dump(CONTRACT, sort_keys=False))
+    contracts = write_contract(tmp_path, CONTRACT)
     return Platform(home, instance, "cracker_brands", MLOPS_CONTRACTS=str(contracts))
-
-
-def metadata(platform: Platform, stage: str, day: str) -> dict:
-    """The metadata of the latest materialization of `stage` for `day`."""
-    [record] = platform.instance.fetch_materializations(
-        dg.AssetRecordsFilter(asset_key=platform.key(stage), asset_partitions=[day]), limit=1
-    ).records
-    metadata = record.asset_materialization.metadata
-    return {name: value.value for name, value in metadata.items()}
 
 
 @pytest.mark.slow
@@ -127,7 +123,7 @@ def test_a_multiclass_contract_runs_the_loop_on_real_purchases(brands):
     card = platform.load("trained_model", DAYS[6]).iloc[0]
     assert card["log_loss"] < 0.85 * card["baseline_log_loss"], card  # beats the class shares
     assert 0.4 < card["macro_f1"] <= 1 and 0.7 < card["roc_auc_ovr"] <= 1, card
-    registered = metadata(platform, "registered_model_version", DAYS[6])
+    registered = latest_metadata(platform, "registered_model_version", DAYS[6])
     assert registered["champion"] and registered["version"] == "1"
     assert "validation log loss" in registered["reason"]
     run = platform.mlflow.client().get_run(platform.registry.require_champion().run_id)
@@ -157,11 +153,11 @@ def test_a_multiclass_contract_runs_the_loop_on_real_purchases(brands):
     assert np.allclose(probabilities.sum(axis=1), 1)
     assert (scored["decision"] == np.asarray(BRANDS)[probabilities.argmax(axis=1)]).all()
     assert np.allclose(scored["score"], probabilities.max(axis=1))
-    performance = metadata(platform, "model_performance", DAYS[7])
+    performance = latest_metadata(platform, "model_performance", DAYS[7])
     assert performance["labelled_rows"] == ROWS
     assert performance["log_loss"] < card["baseline_log_loss"], performance
-    clean = metadata(platform, "drift_report", DAYS[7])
-    drifted = metadata(platform, "drift_report", DAYS[9])
+    clean = latest_metadata(platform, "drift_report", DAYS[7])
+    drifted = latest_metadata(platform, "drift_report", DAYS[9])
     assert clean["drift_share"] <= 0.2 < drifted["drift_share"], (clean, drifted)
     # the predictions and the labels of the shifted days moved too, reported apart from the share
     assert not clean["prediction_drifted"] and not clean["label_drifted"], clean
@@ -210,7 +206,7 @@ def test_a_multiclass_contract_runs_the_loop_on_real_purchases(brands):
     assert platform.run("daily_lifecycle", DAYS[10]).success
     shadowed = platform.load("batch_predictions", DAYS[10])
     assert set(shadowed["shadow_version"]) == {"1"} and shadowed["shadow_score"].notna().all()
-    live = metadata(platform, "model_performance", DAYS[10])
+    live = latest_metadata(platform, "model_performance", DAYS[10])
     assert live["model_version"] == "2" and live["shadow_version"] == "1", live
     assert live["log_loss"] < live["shadow_log_loss"], live  # v2 fits the shifted days better
     assert live["loss_std"] > 0 and live["champion_validation_loss_std"] > 0, live
@@ -227,9 +223,7 @@ def judged(tmp_path: Path, instance):
     """The cracker_brands contract's definitions, for sensor ticks against `instance`."""
     from mlops_assets.definitions import build_definitions
 
-    contracts = tmp_path / "contracts"
-    contracts.mkdir()
-    (contracts / "cracker_brands.yaml").write_text(yaml.safe_dump(CONTRACT, sort_keys=False))
+    contracts = write_contract(tmp_path, CONTRACT)
     defs = build_definitions(make_settings(tmp_path / "home", MLOPS_CONTRACTS=str(contracts)))
     key = dg.AssetKey(["cracker_brands", keys.MODEL_PERFORMANCE])
 

@@ -21,7 +21,14 @@ import yaml
 
 from mlops_assets import keys
 from mlops_assets.serving.app import ServedModel
-from mlops_assets_tests.conftest import Platform, evaluate_sensor, make_settings, performance_day
+from mlops_assets_tests.conftest import (
+    Platform,
+    evaluate_sensor,
+    latest_metadata,
+    make_settings,
+    performance_day,
+    write_contract,
+)
 
 ROWS = 300
 DAYS = [(date(2026, 1, 1) + timedelta(days=d)).isoformat() for d in range(11)]
@@ -84,19 +91,8 @@ def write_days(folder: Path) -> pd.DataFrame:
 def prices(tmp_path: Path, instance) -> tuple[Platform, pd.DataFrame]:
     home = tmp_path / "home"
     delivered = write_days(home / "sources" / "pc_prices")
-    contracts = tmp_path / "contracts"
-    contracts.mkdir()
-    (contracts / "pc_prices.yaml").write_text(yaml.safe_dump(CONTRACT, sort_keys=False))
+    contracts = write_contract(tmp_path, CONTRACT)
     return Platform(home, instance, "pc_prices", MLOPS_CONTRACTS=str(contracts)), delivered
-
-
-def metadata(platform: Platform, stage: str, day: str) -> dict:
-    """The metadata of the latest materialization of `stage` for `day`."""
-    [record] = platform.instance.fetch_materializations(
-        dg.AssetRecordsFilter(asset_key=platform.key(stage), asset_partitions=[day]), limit=1
-    ).records
-    metadata = record.asset_materialization.metadata
-    return {name: value.value for name, value in metadata.items()}
 
 
 @pytest.mark.slow
@@ -124,7 +120,7 @@ def test_a_regression_contract_runs_the_loop_on_real_prices(prices):
     assert trained.success
     card = platform.load("trained_model", DAYS[6]).iloc[0]
     assert card["rmse"] < 0.7 * card["baseline_rmse"], card  # far better than the mean price
-    registered = metadata(platform, "registered_model_version", DAYS[6])
+    registered = latest_metadata(platform, "registered_model_version", DAYS[6])
     assert registered["champion"] and registered["version"] == "1"
     assert "validation RMSE" in registered["reason"]
 
@@ -148,10 +144,10 @@ def test_a_regression_contract_runs_the_loop_on_real_prices(prices):
         assert platform.run("daily_lifecycle", day).success, day
     scored = platform.load("batch_predictions", DAYS[7])
     assert "decision" not in scored and scored["score"].between(500, 6000).all()
-    performance = metadata(platform, "model_performance", DAYS[7])
+    performance = latest_metadata(platform, "model_performance", DAYS[7])
     assert performance["labelled_rows"] == ROWS and performance["rmse"] < card["baseline_rmse"]
-    clean = metadata(platform, "drift_report", DAYS[7])
-    drifted = metadata(platform, "drift_report", DAYS[9])
+    clean = latest_metadata(platform, "drift_report", DAYS[7])
+    drifted = latest_metadata(platform, "drift_report", DAYS[9])
     assert clean["drift_share"] <= 0.2 < drifted["drift_share"], (clean, drifted)
     # the predictions and the labels of the shifted days moved too, reported apart from the share
     assert not clean["prediction_drifted"] and not clean["label_drifted"], clean
@@ -198,7 +194,7 @@ def test_a_regression_contract_runs_the_loop_on_real_prices(prices):
     assert platform.run("daily_lifecycle", DAYS[10]).success
     shadowed = platform.load("batch_predictions", DAYS[10])
     assert set(shadowed["shadow_version"]) == {"1"} and shadowed["shadow_score"].notna().all()
-    live = metadata(platform, "model_performance", DAYS[10])
+    live = latest_metadata(platform, "model_performance", DAYS[10])
     assert live["model_version"] == "2" and live["shadow_version"] == "1", live
     assert live["rmse"] < live["shadow_rmse"], live  # v2 fits the shifted days better
     assert live["loss_std"] > 0 and live["champion_validation_loss_std"] > 0, live
@@ -212,9 +208,7 @@ def priced(tmp_path: Path, instance):
     """The pc_prices contract's definitions, for sensor ticks against `instance`."""
     from mlops_assets.definitions import build_definitions
 
-    contracts = tmp_path / "contracts"
-    contracts.mkdir()
-    (contracts / "pc_prices.yaml").write_text(yaml.safe_dump(CONTRACT, sort_keys=False))
+    contracts = write_contract(tmp_path, CONTRACT)
     defs = build_definitions(make_settings(tmp_path / "home", MLOPS_CONTRACTS=str(contracts)))
     key = dg.AssetKey(["pc_prices", keys.MODEL_PERFORMANCE])
 
