@@ -150,3 +150,73 @@ def test_dashboard_is_grafana_json_with_a_prometheus_datasource_variable():
             continue
         assert panel["datasource"]["uid"] == "${datasource}"
         assert all(target["expr"].startswith("mlops_") for target in panel["targets"])
+
+
+@pytest.mark.parametrize("task", ["regression", "multiclass"])
+def test_an_error_metric_alerts_when_served_beyond_its_validation_value_by_the_margin(
+    tmp_path, task
+):
+    """Regression and multiclass floors are relative, so their rule compares the served error
+    with the served model's own validation value, exported beside it with the same labels."""
+    from mlops_assets.monitoring.metrics import performance_metrics
+    from mlops_assets_tests.conftest import write_contract
+    from mlops_assets_tests.test_multiclass import CONTRACT as MULTICLASS
+    from mlops_assets_tests.test_regression import CONTRACT as REGRESSION
+
+    document = {"regression": REGRESSION, "multiclass": MULTICLASS}[task]
+    contracts = write_contract(tmp_path, {**document, "performance": {"margin": 0.1}})
+    settings = PlatformSettings.from_env(
+        {"MLOPS_HOME": str(tmp_path), "MLOPS_CONTRACTS": str(contracts)}
+    )
+    [contract] = settings.load_contracts()
+    write_monitoring_files(settings, tmp_path)
+    promtool = require_tool("promtool")
+    checked = subprocess.run(
+        [promtool, "check", "rules", str(tmp_path / RULES_FILE)], capture_output=True, text=True
+    )
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    assert "SUCCESS: 5 rules found" in checked.stdout
+    rule = rules_by_name(settings, contract.name)["MlopsServedErrorAboveValidation"]
+
+    # what the model_performance asset exports: the served value beside its validation value
+    exported = performance_metrics("1", 300, contract.task.metric, 1.15, validation_value=1.0)
+    names = {metric.name: metric.labels for metric in exported}
+    served = next(name for name in names if name.endswith(f"_{contract.task.metric.name}"))
+    validation = next(name for name in names if "_validation_" in name)
+    model = contract.model_name
+    labels = f'model="{model}", model_version="1"'
+    firing = {
+        "exp_labels": {**rule["labels"], "model_version": "1"},
+        "exp_annotations": {
+            **rule["annotations"],
+            "summary": rule["annotations"]["summary"]
+            .replace("{{ $labels.model_version }}", "1")
+            .replace("{{ $value }}", "1.15"),
+        },
+    }
+    test_file = tmp_path / "rules_test.yml"
+    test_file.write_text(
+        yaml.safe_dump(
+            {
+                "rule_files": [RULES_FILE],
+                "evaluation_interval": "1h",
+                "tests": [
+                    {
+                        "interval": "1h",
+                        "input_series": [  # 1.05 (within 10%) for three hours, then 1.15
+                            {"series": f"{served}{{{labels}}}", "values": "1.05x2 1.15x3"},
+                            {"series": f"{validation}{{{labels}}}", "values": "1x5"},
+                        ],
+                        "alert_rule_test": [
+                            {"eval_time": "1h", "alertname": rule["alert"], "exp_alerts": []},
+                            {"eval_time": "4h", "alertname": rule["alert"], "exp_alerts": [firing]},
+                        ],
+                    }
+                ],
+            }
+        )
+    )  # fmt: skip
+    tested = subprocess.run(
+        [promtool, "test", "rules", test_file.name], cwd=tmp_path, capture_output=True, text=True
+    )
+    assert tested.returncode == 0, tested.stdout + tested.stderr

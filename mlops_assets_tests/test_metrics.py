@@ -78,6 +78,11 @@ def test_lifecycle_exports_metrics_to_files_and_to_a_real_pushgateway(
         value(exported["model_performance"], m.served_metric(platform.contract.task.metric))
         == (performance["roc_auc"])
     )
+    metric = platform.contract.task.metric
+    served_validation = value(
+        exported["model_performance"], m.served_validation_metric(metric), model_version="1"
+    )  # the champion's own validation value, beside its served one, for the alert rules
+    assert served_validation == pytest.approx(performance[f"champion_validation_{metric.name}"])
     assert drift["prometheus_metrics"] == str(
         Path(platform.settings.metrics_dir) / f"{model}.drift_report.prom"
     )

@@ -2,7 +2,9 @@
 
 The drift threshold and consecutive count come from the very `RetrainingPolicy` each contract's
 retraining sensor uses, and the AUC floor from the contract's gates, so an alert and the
-retraining it announces can never disagree. One rule group per model; one dashboard with a row of
+retraining it announces can never disagree; for an error metric (regression RMSE, multiclass log
+loss) the served value is compared with the served model's own validation value, by the
+contract's `performance.margin`. One rule group per model; one dashboard with a row of
 panels per model. Run `python -m mlops_assets.monitoring.alerting --out deploy/monitoring`
 (`make monitoring-files`) with the same environment as the code location.
 """
@@ -15,7 +17,8 @@ from pathlib import Path
 from typing import Any
 
 from mlops_assets.contracts import DataContract
-from mlops_assets.keys import retraining_sensor
+from mlops_assets.contracts.schema import PerformanceSettings
+from mlops_assets.keys import performance_sensor, retraining_sensor
 from mlops_assets.monitoring import metrics as m
 from mlops_assets.monitoring.policy import ESCALATION, RetrainingPolicy
 from mlops_assets.settings import PlatformSettings
@@ -106,12 +109,33 @@ def _rule_group(contract: DataContract) -> dict[str, Any]:
 
 
 def _floor_rules(contract: DataContract, selector: str) -> list[dict[str, Any]]:
-    """The served model below the promotion floor, where the floor is in the served metric's
-    unit (binary ROC AUC; a regression's floor is relative to the mean predictor: no rule)."""
+    """The served model doing worse than it may: below the promotion floor where the floor is
+    in the served metric's unit (binary ROC AUC); otherwise (an error: RMSE, log loss, whose
+    floor is relative to a constant predictor) above its own validation value by more than
+    `performance.margin` of it, the margin the performance sensor retrains beyond."""
     floor = contract.task.served_floor(contract.spec.gates)
-    if floor is None:
-        return []
     metric, model = contract.task.metric, contract.model_name
+    if floor is None:
+        if metric.higher_is_better:
+            return []
+        margin = (contract.spec.performance or PerformanceSettings()).margin
+        served, validation = m.served_metric(metric), m.served_validation_metric(metric)
+        return [
+            {
+                "alert": "MlopsServedErrorAboveValidation",
+                "expr": f"{served}{selector} > on(model, model_version) "
+                f"{1 + margin:g} * {validation}{selector}",
+                "for": "0s",
+                "labels": {"severity": "warning", "model": model},
+                "annotations": {
+                    "summary": f"{model} v{{{{ $labels.model_version }}}}: served {metric.title} "
+                    f"{{{{ $value }}}} more than {margin:.0%} above its validation value",
+                    "description": "Labels show the served model's error beyond the margin "
+                    f"of `performance.margin`; {performance_sensor(contract.name)} retrains "
+                    "once the gap also exceeds 3 standard errors over its labelled days.",
+                },
+            }
+        ]
     return [
         {
             "alert": "MlopsServedModelAucBelowFloor",
@@ -233,7 +257,13 @@ def _model_panels(contract: DataContract, top: int) -> list[dict[str, Any]]:
         ),
         panel(
             f"Served model {metric.title}" + (f" (floor {floor})" if floor is not None else ""),
-            [(f"{m.served_metric(metric)}{selector}", "v{{model_version}}")],
+            [
+                (f"{m.served_metric(metric)}{selector}", "v{{model_version}}"),
+                (
+                    f"{m.served_validation_metric(metric)}{selector}",
+                    "v{{model_version}} validation",
+                ),
+            ],
             (12, 8, 12, 6),
             red_below=floor,
         ),

@@ -215,6 +215,12 @@ def served_metric(metric: TaskMetric, shadow: bool = False) -> str:
     return f"{SERVED}{'shadow_' if shadow else ''}{metric.name}"
 
 
+def served_validation_metric(metric: TaskMetric) -> str:
+    """The Prometheus name of the served model's own validation value of the gate metric, with
+    the same labels as `served_metric`: `mlops_model_validation_rmse`."""
+    return f"{SERVED}validation_{metric.name}"
+
+
 def performance_metrics(
     model_version: str,
     labelled_rows: int,
@@ -222,9 +228,12 @@ def performance_metrics(
     value: float,
     shadow_version: str | None = None,
     shadow_value: float = float("nan"),
+    validation_value: float = float("nan"),
 ) -> list[Metric]:
     """Served-model quality on the task's gate `metric`, only once labels exist (no sample
-    rather than a NaN); the previous champion's on the same rows while it scores in shadow."""
+    rather than a NaN), beside the served model's own `validation_value` of it (what an alert
+    compares an error metric with); the previous champion's on the same rows while it scores
+    in shadow."""
     labels = {"model_version": model_version}
     metrics = [
         Metric(
@@ -243,6 +252,15 @@ def performance_metrics(
                 labels,
             )
         )
+        if not math.isnan(validation_value):
+            metrics.append(
+                Metric(
+                    served_validation_metric(metric),
+                    f"Validation {metric.title} of the served model (its registration)",
+                    validation_value,
+                    labels,
+                )
+            )
     if shadow_version and not math.isnan(shadow_value):
         metrics.append(
             Metric(

@@ -150,6 +150,7 @@ def build_serving_assets(
                 row[metric],
                 row["shadow_version"],
                 row[f"shadow_{metric}"],
+                champion[f"champion_validation_{metric}"],
             ),
             context.log,
         )
