@@ -36,6 +36,27 @@ def rules_by_name(settings: PlatformSettings, name: str) -> dict[str, dict]:
     return {rule["alert"]: rule for rule in groups[f"mlops_assets:{model}"]["rules"]}
 
 
+def promtool_test(tmp_path: Path, series: list[dict], alerts: list[dict]) -> None:
+    """`promtool test rules` on the rule file in `tmp_path`: hourly `series`, `alerts` checks."""
+    test_file = tmp_path / "rules_test.yml"
+    test_file.write_text(
+        yaml.safe_dump(
+            {
+                "rule_files": [RULES_FILE],
+                "evaluation_interval": "1h",
+                "tests": [{"interval": "1h", "input_series": series, "alert_rule_test": alerts}],
+            }
+        )
+    )
+    tested = subprocess.run(
+        [require_tool("promtool"), "test", "rules", test_file.name],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+    )
+    assert tested.returncode == 0, tested.stdout + tested.stderr
+
+
 def test_committed_files_are_what_the_default_settings_generate(tmp_path):
     write_monitoring_files(PlatformSettings.from_env({}), tmp_path)
     for name in (RULES_FILE, DASHBOARD_FILE):
@@ -113,33 +134,18 @@ def test_promtool_accepts_the_rules_and_they_fire_when_the_sensor_retrains(tmp_p
             "summary": rule["annotations"]["summary"].replace("{{ $value }}", "0.25"),
         },
     }
-    test_file = tmp_path / "rules_test.yml"
-    test_file.write_text(
-        yaml.safe_dump(
-            {
-                "rule_files": [RULES_FILE],
-                "evaluation_interval": "1h",
-                "tests": [
-                    {
-                        "interval": "1h",
-                        "input_series": [
-                            {"series": f'mlops_drift_share{{model="{model}"}}', "values": hourly},
-                            {"series": f'mlops_champion_version{{model="{model}"}}', "values": "1x120"},
-                        ],
-                        "alert_rule_test": [
-                            {"eval_time": f"{day * 24 + 1}h", "alertname": "MlopsDriftAboveThreshold",
-                             "exp_alerts": [] if day < sensor_retrains_on else [firing]}
-                            for day in range(len(shares))
-                        ],
-                    }
-                ],
-            }
-        )
+    promtool_test(
+        tmp_path,
+        [
+            {"series": f'mlops_drift_share{{model="{model}"}}', "values": hourly},
+            {"series": f'mlops_champion_version{{model="{model}"}}', "values": "1x120"},
+        ],
+        [
+            {"eval_time": f"{day * 24 + 1}h", "alertname": "MlopsDriftAboveThreshold",
+             "exp_alerts": [] if day < sensor_retrains_on else [firing]}
+            for day in range(len(shares))
+        ],
     )  # fmt: skip
-    tested = subprocess.run(
-        [promtool, "test", "rules", test_file.name], cwd=tmp_path, capture_output=True, text=True
-    )
-    assert tested.returncode == 0, tested.stdout + tested.stderr
 
 
 def test_dashboard_is_grafana_json_with_a_prometheus_datasource_variable():
@@ -194,29 +200,14 @@ def test_an_error_metric_alerts_when_served_beyond_its_validation_value_by_the_m
             .replace("{{ $value }}", "1.15"),
         },
     }
-    test_file = tmp_path / "rules_test.yml"
-    test_file.write_text(
-        yaml.safe_dump(
-            {
-                "rule_files": [RULES_FILE],
-                "evaluation_interval": "1h",
-                "tests": [
-                    {
-                        "interval": "1h",
-                        "input_series": [  # 1.05 (within 10%) for three hours, then 1.15
-                            {"series": f"{served}{{{labels}}}", "values": "1.05x2 1.15x3"},
-                            {"series": f"{validation}{{{labels}}}", "values": "1x5"},
-                        ],
-                        "alert_rule_test": [
-                            {"eval_time": "1h", "alertname": rule["alert"], "exp_alerts": []},
-                            {"eval_time": "4h", "alertname": rule["alert"], "exp_alerts": [firing]},
-                        ],
-                    }
-                ],
-            }
-        )
-    )  # fmt: skip
-    tested = subprocess.run(
-        [promtool, "test", "rules", test_file.name], cwd=tmp_path, capture_output=True, text=True
+    promtool_test(
+        tmp_path,
+        [  # 1.05 (within 10%) for three hours, then 1.15
+            {"series": f"{served}{{{labels}}}", "values": "1.05x2 1.15x3"},
+            {"series": f"{validation}{{{labels}}}", "values": "1x5"},
+        ],
+        [
+            {"eval_time": "1h", "alertname": rule["alert"], "exp_alerts": []},
+            {"eval_time": "4h", "alertname": rule["alert"], "exp_alerts": [firing]},
+        ],
     )
-    assert tested.returncode == 0, tested.stdout + tested.stderr
