@@ -13,7 +13,7 @@ CONTRACT ?= loan_default
 # Most tests wait on real processes (daemon ticks, servers starting): two workers overlap the waits.
 TEST_WORKERS ?= 2
 
-.PHONY: install demo dev mlflow-ui serve kserve-manifest monitoring-files crash-files system-deps test test-quick clean dagster-home
+.PHONY: install demo dev mlflow-ui serve kserve-manifest monitoring-files crash-files example-files system-deps test test-quick clean dagster-home
 
 install: $(VENV)/.installed
 
@@ -50,6 +50,12 @@ monitoring-files: install  ## Prometheus alert rules + Grafana dashboard from th
 crash-files: install  ## the vehicle_crashes example's daily CSV files (20 days, high-speed crashes from day 11)
 	$(BIN)/python -m mlops_assets.examples.vehicle_crashes --out "$(MLOPS_HOME)/sources/vehicle_crashes" \
 	  --start 2026-01-01 --days 20 --drift-start 2026-01-11
+
+example-files: crash-files  ## every real-data example's daily CSV files (their real shift from day 11)
+	for example in pc_prices cracker_brands; do \
+	  $(BIN)/python -m mlops_assets.examples.$$example --out "$(MLOPS_HOME)/sources/$$example" \
+	    --start 2026-01-01 --days 13 --drift-start 2026-01-11 || exit 1; \
+	done
 
 system-deps:  ## Debian packages the tests use (promtool, Pushgateway, chromium, PostgreSQL), if missing
 	bash scripts/install-system-deps.sh

@@ -2,7 +2,7 @@
 
 Platform tests take `contract_name`, parametrized over every shipped contract, so a contract
 added to `mlops_assets/examples/` is exercised by them too (its source must deliver the
-history days: the loan example generates them, the crash example's files are written here).
+history days: the loan example generates them, the real-data examples' files are written here).
 """
 
 from __future__ import annotations
@@ -25,11 +25,13 @@ DAY = "2026-01-05"
 HISTORY_DAYS = [f"2026-01-{day:02d}" for day in range(1, 9)]
 HISTORY_ROWS_PER_DAY = "1500"
 CRASH_ROWS_PER_DAY = 600  # 8 history days hold enough fatalities per sex for the bias gate
+PC_ROWS_PER_DAY, CRACKER_ROWS_PER_DAY = 300, 200
+SHIFTED_FROM = date(2026, 1, 9)  # the real shift of the regression and multiclass examples
 SHIPPED = [contract.name for contract in load_contracts(EXAMPLES_DIR, {"MLOPS_HOME": "/tmp"})]
 
 
 def make_settings(home: Path, **env: str) -> PlatformSettings:
-    write_crash_files(home)
+    write_example_files(home)
     return PlatformSettings.from_env(
         {"MLOPS_HOME": str(home), "MLOPS_SYNTHETIC_ROWS_PER_DAY": "400", **env}
     )
@@ -49,6 +51,21 @@ def write_crash_files(home: Path, drift_start: date | None = None) -> Path:
         days = 14 if drift_start else 24
         write_days(folder, date(2026, 1, 1), days, CRASH_ROWS_PER_DAY, drift_start=drift_start)
     return folder
+
+
+def write_example_files(home: Path, drift_start: date | None = None) -> None:
+    """Every file-delivered shipped example's days in its default folder under `home`.
+
+    The regression and multiclass examples hold fewer unshifted records: their 11 days always
+    shift from SHIFTED_FROM (`drift_start` applies to the crash example).
+    """
+    from mlops_assets.examples import cracker_brands, pc_prices
+
+    write_crash_files(home, drift_start)
+    for module, rows in ((pc_prices, PC_ROWS_PER_DAY), (cracker_brands, CRACKER_ROWS_PER_DAY)):
+        folder = home / "sources" / module.__name__.rsplit(".", 1)[-1]
+        if not folder.exists():
+            module.write_days(folder, date(2026, 1, 1), 11, rows, drift_start=SHIFTED_FROM)
 
 
 @pytest.fixture(params=SHIPPED)

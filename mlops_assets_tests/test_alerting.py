@@ -79,7 +79,15 @@ def test_rules_and_dashboard_follow_the_policy_the_sensor_reads(env, expected_fo
         f'mlops_drift_share{{model="{contract.model_name}"}} > {policy.drift_threshold}'
     )
     assert drift["for"] == expected_for
-    assert rules["MlopsServedModelAucBelowFloor"]["expr"].endswith("< 0.74")
+    floor = contract.task.served_floor(contract.spec.gates)
+    metric = contract.task.metric
+    if floor is not None:  # a floor in the served metric's unit (ROC AUC) follows the setting
+        assert floor == 0.74
+        assert rules["MlopsServedModelAucBelowFloor"]["expr"].endswith("< 0.74")
+    else:  # an error metric (RMSE, log loss) against its own validation value
+        assert rules["MlopsServedErrorAboveValidation"]["expr"].startswith(
+            f"mlops_model_{metric.name}{{"
+        )
 
     dashboard = grafana_dashboard(settings.load_contracts())
     rows = [panel["title"] for panel in dashboard["panels"] if panel["type"] == "row"]
@@ -93,8 +101,9 @@ def test_rules_and_dashboard_follow_the_policy_the_sensor_reads(env, expected_fo
     drift_panel = next(p for t, p in panels.items() if t.startswith("Drift share"))
     steps = drift_panel["fieldConfig"]["defaults"]["thresholds"]["steps"]
     assert steps[-1] == {"color": "red", "value": policy.drift_threshold}
-    auc_panel = next(p for t, p in panels.items() if t.startswith("Served model ROC AUC"))
-    assert auc_panel["fieldConfig"]["defaults"]["thresholds"]["steps"][-1]["value"] == 0.74
+    served = next(p for t, p in panels.items() if t.startswith(f"Served model {metric.title}"))
+    if floor is not None:
+        assert served["fieldConfig"]["defaults"]["thresholds"]["steps"][-1]["value"] == 0.74
 
 
 def test_promtool_accepts_the_rules_and_they_fire_when_the_sensor_retrains(tmp_path):

@@ -119,13 +119,28 @@ def test_main_job_tells_the_whole_story_with_the_real_daemon(env):
     assert report.exists()
 
 
+def write_story_files(home: Path, contract_name: str, drift_start: date) -> int:
+    """A file-delivered example's days for the story, its real shift from `drift_start`; returns
+    how many days were written."""
+    if contract_name == "vehicle_crashes":
+        write_crash_files(home, drift_start=drift_start)  # 14 days, 600 rows each
+        return 14
+    from mlops_assets.examples import pc_prices
+
+    folder = home / "sources" / contract_name
+    return len(pc_prices.write_days(folder, date(2026, 1, 1), 13, 300, drift_start=drift_start))
+
+
 @pytest.mark.slow
-def test_the_real_crash_data_story_with_the_real_daemon(env, monkeypatch):
-    """The second example through the same story: real records delivered as daily files, high-speed
-    crashes only from day 11; the daemon's sensor retrains and a new champion takes over."""
+@pytest.mark.parametrize("contract_name", ["vehicle_crashes", "pc_prices"])
+def test_a_real_data_story_with_the_real_daemon(env, monkeypatch, contract_name):
+    """The real-data examples through the same story as the loan's: a binary one (crash records,
+    high-speed crashes only from day 11) and the regression (PC prices, the last months' offers
+    from day 11), delivered as daily files; the daemon's sensor retrains and a new champion takes
+    over."""
     home = Path(env["MLOPS_HOME"])
     drift_start = date(2026, 1, 1 + DRIFT_AFTER_DAYS)
-    write_crash_files(home, drift_start=drift_start)  # 14 days, 600 rows each
+    days = write_story_files(home, contract_name, drift_start)
     story_env = {
         "MLOPS_HOME": str(home),
         "MLOPS_RETRAINING_SENSOR": "running",
@@ -136,15 +151,18 @@ def test_the_real_crash_data_story_with_the_real_daemon(env, monkeypatch):
     for name, value in story_env.items():
         monkeypatch.setenv(name, value)  # the daemon loads the code location from the environment
     settings = PlatformSettings.from_env()
-    contract = next(c for c in settings.load_contracts() if c.name == "vehicle_crashes")
-    days = [f"2026-01-{day:02d}" for day in range(1, 15)]
-    outcomes, first = run_story(settings, contract, days)
+    contract = next(c for c in settings.load_contracts() if c.name == contract_name)
+    outcomes, first = run_story(
+        settings, contract, [f"2026-01-{d:02d}" for d in range(1, days + 1)]
+    )
     problems = story_problems(outcomes, first, 0.2, drift_start.isoformat())
     assert problems == [], problems
     retrained = [r for d in outcomes for r in d.retraining]
     assert [r.trigger for r in retrained] == ["drift"]
     assert retrained[0].since == drift_start.isoformat() and retrained[0].promoted
     with dg.DagsterInstance.get() as instance:
-        runs = instance.get_runs(dg.RunsFilter(job_name=keys.training_job("vehicle_crashes")))
-        assert {run.tags.get("mlops/contract") for run in runs} == {"vehicle_crashes"}
-        assert not instance.get_runs(dg.RunsFilter(job_name=keys.training_job("loan_default")))
+        runs = instance.get_runs(dg.RunsFilter(job_name=keys.training_job(contract_name)))
+        assert {run.tags.get("mlops/contract") for run in runs} == {contract_name}
+        others = [c.name for c in settings.load_contracts() if c.name != contract_name]
+        for other in others:  # the other contracts' sensors ran beside it and trained nothing
+            assert not instance.get_runs(dg.RunsFilter(job_name=keys.training_job(other)))

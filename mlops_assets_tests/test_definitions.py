@@ -40,7 +40,7 @@ EXPECTED_ASSETS = {
 
 
 def test_one_lifecycle_per_shipped_contract(defs: dg.Definitions):
-    assert SHIPPED == ["loan_default", "vehicle_crashes"]
+    assert SHIPPED == ["cracker_brands", "loan_default", "pc_prices", "vehicle_crashes"]
     graph = defs.resolve_asset_graph()
     groups = {key.to_user_string(): graph.get(key).group_name for key in graph.get_all_asset_keys()}
     assert groups == EXPECTED_ASSETS
@@ -116,7 +116,7 @@ def test_sources_come_from_the_contracts(tmp_path):
 
 
 def test_adding_a_model_is_adding_a_file(tmp_path: Path):
-    """A third contract in the folder gets its own assets, jobs and sensor, and no one else's."""
+    """One more contract in the folder gets its own assets, jobs and sensor, and no one else's."""
     folder = tmp_path / "contracts"
     folder.mkdir()
     for path in EXAMPLES_DIR.glob("*.yaml"):
@@ -128,6 +128,6 @@ def test_adding_a_model_is_adding_a_file(tmp_path: Path):
     defs = build_definitions(make_settings(tmp_path, MLOPS_CONTRACTS=str(folder)))
     graph = defs.resolve_asset_graph()
     assert dg.AssetKey(["loan_default_eu", "drift_report"]) in graph.get_all_asset_keys()
-    assert len(graph.get_all_asset_keys()) == 3 * len(EXPECTED_STAGES)
+    assert len(graph.get_all_asset_keys()) == (len(SHIPPED) + 1) * len(EXPECTED_STAGES)
     assert defs.get_sensor_def(keys.retraining_sensor("loan_default_eu"))
     assert isinstance(defs.resources["loan_default_eu_source"], SyntheticLoanSource)

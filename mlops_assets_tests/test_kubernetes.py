@@ -30,7 +30,7 @@ from mlops_assets.deployment import STEP_RESOURCES
 from mlops_assets.processes import stop
 from mlops_assets.settings import PlatformSettings, SettingsError
 from mlops_assets_tests import helm_values, pod_security
-from mlops_assets_tests.conftest import HISTORY_DAYS, HISTORY_ROWS_PER_DAY
+from mlops_assets_tests.conftest import HISTORY_DAYS, HISTORY_ROWS_PER_DAY, SHIPPED
 from mlops_assets_tests.k8s_schemas import validate
 from mlops_assets_tests.kube import Kubelet, api_client, emulated_kubernetes, write_kubeconfig
 from mlops_assets_tests.servers import BIN, free_port, mlflow_server, running
@@ -44,7 +44,10 @@ K8S_ENV = {
     "MLOPS_DEPLOYMENT": "k8s",
     "MLOPS_STORAGE_URL": f"s3://{BUCKET}/assets",
     "MLFLOW_TRACKING_URI": "http://mlflow:5000",
-    "MLOPS_VEHICLE_CRASHES_URL": f"s3://{BUCKET}/sources/vehicle_crashes",
+    **{  # where the real-data examples' daily files are, as the chart's ConfigMap says
+        f"MLOPS_{name.upper()}_URL": f"s3://{BUCKET}/sources/{name}"
+        for name in ("vehicle_crashes", "pc_prices", "cracker_brands")
+    },
 }
 
 
@@ -62,7 +65,7 @@ def test_k8s_profile_loads_and_every_job_runs_one_pod_per_step(tmp_path):
         for assets_def in defs.resolve_asset_graph().assets_defs
         for key in assets_def.keys
     }
-    assert len(resources) == 18  # nine stages of each shipped contract
+    assert len(resources) == 9 * len(SHIPPED)  # nine stages of each shipped contract
     training = resources["loan_default/trained_model"]["container_config"]["resources"]
     ingestion = resources["vehicle_crashes/raw"]["container_config"]["resources"]
     assert training == STEP_RESOURCES["training"] and ingestion == STEP_RESOURCES["ingestion"]
@@ -200,6 +203,9 @@ def test_every_site_specific_name_of_the_platform_chart_is_a_value():
     } == {"gp3"}
     config = next(o for o in objects if o["kind"] == "ConfigMap")["data"]
     assert config["MLOPS_STORAGE_URL"] == "s3://acme-mlops-assets/assets"
+    for name, value in K8S_ENV.items():  # every file-delivered example reads the object store
+        if name.endswith("_URL") and name.startswith("MLOPS_") and "sources" in value:
+            assert config[name] == value.replace(f"s3://{BUCKET}/", "s3://acme-mlops-assets/")
     assert config["MLOPS_MLFLOW_ARTIFACTS_DESTINATION"] == "s3://acme-mlflow-artifacts"
     mlflow = pod_specs(objects)["Deployment/mlflow"]["containers"][0]
     assert mlflow["image"] == "ghcr.io/acme/mlops-assets:abc123"

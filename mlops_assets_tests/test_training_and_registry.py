@@ -78,12 +78,15 @@ def test_first_model_is_tracked_gated_registered_and_promoted(platform: Platform
     assert run.data.tags["mlops/contract"] == platform.name
     assert run.data.tags["training_window"] == f"2026-01-01 .. {DAY}"
     assert run.data.params["estimator"] == contract.spec.model.estimator
-    assert run.data.params["learning_rate"] == str(contract.spec.model.params["learning_rate"])
+    for name, value in contract.spec.model.params.items():
+        assert run.data.params[name] == str(value)
     experiment = client.get_experiment(run.info.experiment_id)
     assert experiment.name == contract.spec.model.experiment_name
-    for metric in ("roc_auc", "pr_auc", "brier", "log_loss"):
+    task = contract.task  # the metrics are the task's: ROC AUC, RMSE, log loss...
+    for metric in task.card_metrics:
         assert f"validation_{metric}" in run.data.metrics
-    assert run.data.metrics["validation_roc_auc"] == pytest.approx(model["roc_auc"])
+    gate_metric = task.metric.name
+    assert run.data.metrics[f"validation_{gate_metric}"] == pytest.approx(model[gate_metric])
     info = mlflow.models.get_model_info(model["model_uri"])
     assert info.signature.inputs.input_names() == contract.feature_columns
     assert info.saved_input_example_info is not None
@@ -103,7 +106,7 @@ def test_first_model_is_tracked_gated_registered_and_promoted(platform: Platform
         str(platform.settings.home / "mlflow" / "artifacts") in run.info.artifact_uri
     )  # not ./mlruns
 
-    assert model["roc_auc"] >= contract.spec.gates.min_roc_auc
+    assert model[task.floor_metric.name] >= getattr(contract.spec.gates, task.floor_setting)
     version = card(platform, "registered_model_version")
     assert (version["version"], version["champion"], version["previous_champion"]) == (
         "1",
@@ -144,7 +147,7 @@ def test_retraining_is_reproducible_and_rollback_restores_the_previous_champion(
     assert second_run.success
     second = card(platform, "trained_model")
     assert second["run_id"] != first["run_id"]
-    for metric in ("roc_auc", "pr_auc", "brier", "log_loss"):
+    for metric in platform.contract.task.card_metrics:
         assert second[metric] == first[metric]  # same data and config, same model
     assert str(platform.registry.champion().version) == "2"
 
@@ -198,8 +201,9 @@ def test_a_deliberately_bad_model_is_not_promoted(
     assert (version["version"], version["champion"]) == ("2", False)
     tags = platform.registry.client().get_model_version(platform.contract.model_name, "2").tags
     assert tags["gates_passed"] == "false"
-    floor = platform.contract.spec.gates.min_roc_auc
-    assert "validation ROC AUC" in tags["gate_failures"]
+    task = platform.contract.task
+    floor = getattr(platform.contract.spec.gates, task.floor_setting)
+    assert f"validation {task.floor_metric.title}" in tags["gate_failures"]
     assert f"< floor {floor:.4f}" in tags["gate_failures"]
     assert str(platform.registry.champion().version) == "1"
 

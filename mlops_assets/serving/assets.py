@@ -30,7 +30,7 @@ def model_performance_card(task: Task) -> FrameSpec:
     """One row: how well the day's served scores did on the rows labelled so far, in the
     task's metrics (and the gate metric of the previous champion scoring in shadow)."""
     return FrameSpec(
-        "ModelPerformance",
+        f"{task.name.capitalize()}ModelPerformance",  # one Dagster type per task
         (
             ColumnSpec("model_version", TEXT),
             ColumnSpec("scored_rows", INT, ge=0),

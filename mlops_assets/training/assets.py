@@ -89,7 +89,7 @@ def trained_model_card(task: Task) -> FrameSpec:
     """One row describing a trained model (its validation metrics those of the task); the model
     itself lives in MLflow (`model_uri`)."""
     return FrameSpec(
-        "TrainedModelCard",
+        f"{task.name.capitalize()}TrainedModelCard",  # one Dagster type per task
         (
             ColumnSpec("model_uri", TEXT, "MLflow URI of the logged model"),
             ColumnSpec("model_id", TEXT, "MLflow LoggedModel id"),
