@@ -105,6 +105,10 @@ def test_a_multiclass_contract_runs_the_loop_on_real_purchases(brands):
         plain.predict_proba(validation[columns].astype(float)),
         labels=plain.classes_,
     )
+    print(
+        f"champion log loss {card['log_loss']:.4f}, plain {plain_loss:.4f}, "
+        f"shares {card['baseline_log_loss']:.4f}"
+    )
     assert card["log_loss"] <= 1.1 * plain_loss, (card["log_loss"], plain_loss)
 
     for day in DAYS[7:10]:

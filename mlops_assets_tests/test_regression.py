@@ -96,6 +96,9 @@ def test_a_regression_contract_runs_the_loop_on_real_prices(prices):
             np.mean((plain.predict(pd.get_dummies(validation[columns])) - validation["price"]) ** 2)
         )
     )
+    print(
+        f"champion RMSE {card['rmse']:.2f}, plain {plain_rmse:.2f}, mean {card['baseline_rmse']:.2f}"
+    )
     assert card["rmse"] <= 1.1 * plain_rmse, (card["rmse"], plain_rmse)
 
     for day in DAYS[7:10]:

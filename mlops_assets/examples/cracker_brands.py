@@ -22,13 +22,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from mlops_assets.examples.daily_files import (
-    before_and_after_plan,
-    day_range,
-    main,
-    rdataset,
-    write_plan,
-)
+from mlops_assets.examples.daily_files import main, rdataset, write_before_and_after
 
 BRANDS = ("nabisco", "private", "sunshine", "kleebler")  # as the table spells them
 PRICE_CUT = 99  # cents: Nabisco's promotional price
@@ -50,15 +44,10 @@ def write_days(
 ) -> list[Path]:
     """Write `<folder>/<day>.csv` for each day; returns the files written."""
     purchases = cracker_purchases()
-    plan = before_and_after_plan(
-        purchases,
-        shifted=purchases["price_nabisco"] <= PRICE_CUT,
-        days=day_range(start, days),
-        rows_per_day=rows_per_day,
-        seed=seed,
-        drift_start=drift_start,
+    shifted = purchases["price_nabisco"] <= PRICE_CUT
+    return write_before_and_after(
+        folder, purchases, shifted, start, days, rows_per_day, seed, drift_start
     )
-    return write_plan(folder, plan)
 
 
 if __name__ == "__main__":

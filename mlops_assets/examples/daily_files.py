@@ -68,6 +68,24 @@ def before_and_after_plan(
     return plan
 
 
+def write_before_and_after(
+    folder: Path,
+    records: pd.DataFrame,
+    shifted: pd.Series,
+    start: date,
+    days: int,
+    rows_per_day: int,
+    seed: int,
+    drift_start: date | None,
+    before: pd.Series | None = None,
+) -> list[Path]:
+    """`before_and_after_plan` over `days` from `start`, written to `folder`."""
+    plan = before_and_after_plan(
+        records, shifted, day_range(start, days), rows_per_day, seed, drift_start, before
+    )
+    return write_plan(folder, plan)
+
+
 def write_plan(folder: Path, plan: dict[date, pd.DataFrame]) -> list[Path]:
     """`<folder>/<day>.csv` per planned day, each written to a temporary file and renamed."""
     folder.mkdir(parents=True, exist_ok=True)

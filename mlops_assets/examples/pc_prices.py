@@ -21,13 +21,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from mlops_assets.examples.daily_files import (
-    before_and_after_plan,
-    day_range,
-    main,
-    rdataset,
-    write_plan,
-)
+from mlops_assets.examples.daily_files import main, rdataset, write_before_and_after
 
 EARLY_MONTHS, LATE_MONTHS = 15, 25  # offers up to month 15 before the drift, from month 25 after
 
@@ -47,16 +41,17 @@ def write_days(
 ) -> list[Path]:
     """Write `<folder>/<day>.csv` for each day; returns the files written."""
     offers = computer_offers()
-    plan = before_and_after_plan(
+    return write_before_and_after(
+        folder,
         offers,
-        shifted=offers["trend"] >= LATE_MONTHS,
+        offers["trend"] >= LATE_MONTHS,
+        start,
+        days,
+        rows_per_day,
+        seed,
+        drift_start,
         before=offers["trend"] <= EARLY_MONTHS,
-        days=day_range(start, days),
-        rows_per_day=rows_per_day,
-        seed=seed,
-        drift_start=drift_start,
     )
-    return write_plan(folder, plan)
 
 
 if __name__ == "__main__":
