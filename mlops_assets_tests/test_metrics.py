@@ -76,7 +76,7 @@ def test_lifecycle_exports_metrics_to_files_and_to_a_real_pushgateway(
     performance = metadata(platform, "model_performance")
     assert (
         value(exported["model_performance"], m.served_metric(platform.contract.task.metric))
-        == (performance["roc_auc"])
+        == (performance[platform.contract.task.metric.name])
     )
     metric = platform.contract.task.metric
     served_validation = value(
