@@ -392,7 +392,8 @@ def print_story(
     if online is not None:
         print(
             f"\nOnline serving:  champion v{online.version} over HTTP (make serve) scored "
-            f"{online.rows} rows ({contract.spec.entity}s) of {online.day} in {online.latency_ms:.0f} ms, equal to "
+            f"{online.rows} rows ({contract.spec.entity}s) of {online.day} in "
+            f"{online.latency_ms:.0f} ms, equal to "
             f"the batch scorer (largest difference {online.max_difference:.1e})"
         )
     scenario = (

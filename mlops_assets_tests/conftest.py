@@ -62,8 +62,11 @@ def write_example_files(home: Path, drift_start: date | None = None) -> None:
     from mlops_assets.examples import cracker_brands, pc_prices
 
     write_crash_files(home, drift_start)
-    for module, rows in ((pc_prices, PC_ROWS_PER_DAY), (cracker_brands, CRACKER_ROWS_PER_DAY)):
-        folder = home / "sources" / module.__name__.rsplit(".", 1)[-1]
+    for name, module, rows in (
+        ("pc_prices", pc_prices, PC_ROWS_PER_DAY),
+        ("cracker_brands", cracker_brands, CRACKER_ROWS_PER_DAY),
+    ):
+        folder = home / "sources" / name
         if not folder.exists():
             module.write_days(folder, date(2026, 1, 1), 11, rows, drift_start=SHIFTED_FROM)
 

@@ -60,14 +60,18 @@ def as_json(payload: dict) -> bytes:
 def test_champion_served_over_http_matches_batch_scores_and_rejects_bad_requests(
     platform: Platform, tmp_path
 ):
-    contract = platform.contract
-    if contract.task.name != "binary":  # its columns are [P(negative), P(positive)]
-        pytest.skip("MLflow's server answers per task; this test reads binary probabilities")
+    contract, task = platform.contract, platform.contract.task
     assert platform.run("train_and_register", DAY).success
     assert platform.materialize(["batch_predictions"], DAY).success
     batch = platform.load("batch_predictions", DAY)
     rows = platform.load("features", DAY).head(50)
-    expected = batch.set_index(contract.id_column).loc[rows[contract.id_column], "score"].to_numpy()
+    scored = batch.set_index(contract.id_column).loc[rows[contract.id_column]]
+    expected = task.stored_scores(scored, "score")  # P(positive), a value, class probabilities
+
+    def scores(body: dict) -> np.ndarray:
+        """The task's scores from MLflow's answer, as `predict_online` reads them."""
+        return np.array([task.score_of(row) for row in body["predictions"]])
+
     request_frame = rows[contract.feature_columns]
     first, numeric = contract.feature_columns[0], contract.numeric_features[0]
     bounded = next(c for c in contract.raw_features if getattr(c, "max", None) is not None)
@@ -78,15 +82,14 @@ def test_champion_served_over_http_matches_batch_scores_and_rejects_bad_requests
         split = json.loads(request_frame.to_json(orient="split", index=False))
         status, body = post(url, as_json({"dataframe_split": split}))
         assert status == 200, body
-        served = np.array(body["predictions"])
-        assert served.shape == (len(rows), 2)
-        np.testing.assert_allclose(served[:, 1], expected, rtol=1e-9)
+        assert len(body["predictions"]) == len(rows)
+        np.testing.assert_allclose(scores(body), expected, rtol=1e-9)
 
         records = json.loads(request_frame.to_json(orient="records"))
         for key in ("instances", "dataframe_records"):
             status, body = post(url, as_json({key: records}))
             assert status == 200, body
-            np.testing.assert_allclose(np.array(body["predictions"])[:, 1], expected, rtol=1e-9)
+            np.testing.assert_allclose(scores(body), expected, rtol=1e-9)
 
         refused = []
         missing = {"dataframe_split": {**split, "columns": split["columns"][1:]}}

