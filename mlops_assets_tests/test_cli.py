@@ -152,8 +152,11 @@ def test_a_real_data_story_with_the_real_daemon(env, monkeypatch, contract_name)
         monkeypatch.setenv(name, value)  # the daemon loads the code location from the environment
     settings = PlatformSettings.from_env()
     contract = next(c for c in settings.load_contracts() if c.name == contract_name)
-    outcomes, first = run_story(
-        settings, contract, [f"2026-01-{d:02d}" for d in range(1, days + 1)]
+    outcomes, first = run_story(  # every shipped contract's sensors in the daemon, as deployed
+        settings,
+        contract,
+        [f"2026-01-{d:02d}" for d in range(1, days + 1)],
+        daemon_contracts=settings.contracts_path,
     )
     problems = story_problems(outcomes, first, 0.2, drift_start.isoformat())
     assert problems == [], problems

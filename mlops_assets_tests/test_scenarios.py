@@ -68,8 +68,8 @@ def run_scenario(
     **env: str,
 ) -> Outcome:
     """`days` days of the loan example from 2026-01-01 with the real daemon and every sensor
-    on (drift, performance, rollback), under the scenario `env` sets. With `daemon_contracts`,
-    the daemon's code location (so every run the sensors launch) loads those contract files;
+    on (drift, performance, rollback), under the scenario `env` sets. The daemon's code location
+    (so every run the sensors launch) loads the loan contract's file, or `daemon_contracts`;
     with `storage`, the instance's `storage:` block replaces dagster.yaml's (SQLite). With
     `request` (and SQLite), the story starts from a copy of the session's warm-up
     (`warm_state.py`) instead of ingesting the warm-up days and training the first champion."""
@@ -87,10 +87,14 @@ def run_scenario(
     settings = PlatformSettings.from_env()
     contract = next(c for c in settings.load_contracts() if c.name == CONTRACT)
     defs = build_definitions(settings)
-    if daemon_contracts is not None:
-        monkeypatch.setenv("MLOPS_CONTRACTS", str(daemon_contracts))
     outcomes, first = run_story(
-        settings, contract, day_names(days), defs=defs, html_reports=False, warm=warm
+        settings,
+        contract,
+        day_names(days),
+        defs=defs,
+        html_reports=False,
+        warm=warm,
+        daemon_contracts=daemon_contracts,
     )
     assert first is not None and first.promoted and first.version == "1"
     assert all(day.success for day in outcomes), [day.day for day in outcomes if not day.success]
@@ -211,7 +215,7 @@ def test_a_bad_challenger_is_not_promoted_and_not_retrained_again(tmp_path, monk
         monkeypatch,
         13,
         request=request,
-        daemon_contracts=contracts,
+        daemon_contracts=contracts / f"{CONTRACT}.yaml",
         **drifting("income_drop"),
     )
     [retraining] = outcome.retrainings

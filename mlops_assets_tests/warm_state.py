@@ -58,7 +58,7 @@ def build_warm_home(home: Path, rows_per_day: str) -> None:
     import dagster as dg
 
     from mlops_assets.definitions import build_definitions
-    from mlops_assets.demo import start_daemon
+    from mlops_assets.demo import start_daemon, story_daemon_environment
     from mlops_assets.processes import stop
 
     env = {
@@ -75,7 +75,9 @@ def build_warm_home(home: Path, rows_per_day: str) -> None:
         defs = build_definitions(settings)
         days = [f"2026-01-{day:02d}" for day in range(1, WARM_UP_DAYS + 1)]
         with dg.DagsterInstance.get() as instance:
-            daemon = start_daemon(home / "logs" / "warm-up-daemon.log")
+            daemon = start_daemon(
+                home / "logs" / "warm-up-daemon.log", story_daemon_environment(contract)
+            )
             try:
                 outcomes, first = warm_up(defs, instance, contract, days)
                 unfinished = [r for r in instance.get_runs() if r.status not in FINISHED]
