@@ -55,8 +55,8 @@ class Day:
     drift_share: float | None = None
     reference_version: str | None = None
     served_version: str | None = None
-    served_roc_auc: float | None = None
-    oracle_roc_auc: float | None = None
+    served_metric: float | None = None  # the task's gate metric on the day's labelled rows
+    oracle_roc_auc: float | None = None  # a binary synthetic source's best reachable ROC AUC
     retraining: list[Retraining] = field(default_factory=list)
 
 
@@ -121,9 +121,11 @@ def day_outcome(
         outcome.drift_share = float(metadata["drift_report"]["drift_share"])
         outcome.reference_version = str(metadata["drift_report"]["reference_version"])
     if "model_performance" in metadata:
-        outcome.served_version = str(metadata["model_performance"]["model_version"])
-        if "roc_auc" in metadata["model_performance"]:  # a binary model's
-            outcome.served_roc_auc = float(metadata["model_performance"]["roc_auc"])
+        performance = metadata["model_performance"]
+        outcome.served_version = str(performance["model_version"])
+        if contract.task.metric.name in performance:  # absent while no row is labelled
+            outcome.served_metric = float(performance[contract.task.metric.name])
+        if "roc_auc" in performance:  # a binary model's
             outcome.oracle_roc_auc = oracle_roc_auc(defs, contract, day)
     return outcome
 
@@ -370,18 +372,21 @@ def print_story(
     online: Online | None = None,
 ) -> None:
     threshold = contract.spec.drift.threshold
-    print("\nday         raw   rejected  drift share  reference  served  served AUC  oracle AUC")
+    metric = f"served {contract.task.metric.title}"
+    print(
+        f"\nday         raw   rejected  drift share  reference  served  {metric:>10}  oracle AUC"
+    )
     for d in days:
         share = (
             "-"
             if d.drift_share is None
             else f"{d.drift_share:.3f}{' !' if d.drift_share > threshold else '  '}"
         )
-        auc = "-" if d.served_roc_auc is None else f"{d.served_roc_auc:.4f}"
+        served = "-" if d.served_metric is None else f"{d.served_metric:.4f}"
         oracle = "-" if d.oracle_roc_auc is None else f"{d.oracle_roc_auc:.4f}"
         print(
             f"{d.day}  {d.row_counts.get(keys.RAW, 0):>5} {d.row_counts.get(keys.REJECTED, 0):>8}"
-            f"  {share:>11}  {d.reference_version or '-':>9}  {d.served_version or '-':>6}  {auc:>10}  {oracle:>10}"
+            f"  {share:>11}  {d.reference_version or '-':>9}  {d.served_version or '-':>6}  {served:>{len(metric)}}  {oracle:>10}"
             + ("" if d.success else "  RUN FAILED")
         )
         if d.day == days[min(WARM_UP_DAYS, len(days)) - 1].day and first is not None:
