@@ -373,9 +373,7 @@ def print_story(
 ) -> None:
     threshold = contract.spec.drift.threshold
     metric = f"served {contract.task.metric.title}"
-    print(
-        f"\nday         raw   rejected  drift share  reference  served  {metric:>10}  oracle AUC"
-    )
+    print(f"\nday         raw   rejected  drift share  reference  served  {metric:>10}  oracle AUC")
     for d in days:
         share = (
             "-"
