@@ -14,9 +14,9 @@ and with every sensor stopped.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import signal
-import subprocess
 import sys
 import tempfile
 import time
@@ -24,6 +24,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import machine, table
+
+from mlops_assets.demo import start_daemon
+from mlops_assets.processes import stop
 
 REPO = Path(__file__).resolve().parents[1]
 TICKS = os.sysconf("SC_CLK_TCK")
@@ -62,15 +65,7 @@ def idle_cores(contracts: str | None, running: bool, args: argparse.Namespace) -
         env.pop("MLOPS_CONTRACTS", None)
         if contracts is not None:
             env["MLOPS_CONTRACTS"] = contracts
-        with (home / "daemon.log").open("w") as log:
-            daemon = subprocess.Popen(
-                [sys.executable, "-m", "mlops_assets.daemon", "run", "-m", "mlops_assets"],
-                cwd=REPO,
-                env=env,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
+        daemon = start_daemon(home / "daemon.log", env)  # in its own session, as in a story
         try:
             time.sleep(args.warm_up)  # the measured state is idleness itself, not a wait
             before = session_cpu_seconds(daemon.pid)
@@ -79,8 +74,9 @@ def idle_cores(contracts: str | None, running: bool, args: argparse.Namespace) -
             if daemon.poll() is not None:
                 raise RuntimeError(f"the daemon exited ({daemon.returncode}); see its log")
         finally:
-            os.killpg(daemon.pid, signal.SIGTERM)
-            daemon.wait(timeout=60)
+            stop(daemon)
+            with contextlib.suppress(ProcessLookupError):  # a code server it left behind
+                os.killpg(daemon.pid, signal.SIGKILL)
     return used / args.seconds
 
 

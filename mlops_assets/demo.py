@@ -175,8 +175,8 @@ def story_daemon_environment(
     contract: DataContract, contracts: Path | None = None
 ) -> dict[str, str]:
     """This process's environment with MLOPS_CONTRACTS set to `contracts`, by default the story's
-    contract file alone. At a tick a second, a daemon evaluating every shipped contract's sensors
-    took 1.3 of a 2-core machine's cores while idle (one contract's: 0.5), away from the story."""
+    contract file alone: at a tick a second, an idle daemon with every shipped contract's sensors
+    takes 1.3 of 2 cores, with one contract's 0.4 (`benchmarks/idle_daemon.py`)."""
     if contracts is None and contract.path is None:
         raise ValueError(f"{contract.name}: the story's daemon needs the contract's file")
     return {**os.environ, "MLOPS_CONTRACTS": str(contracts or contract.path)}
@@ -373,7 +373,7 @@ def print_story(
 ) -> None:
     threshold = contract.spec.drift.threshold
     metric = f"served {contract.task.metric.title}"
-    print(f"\nday         raw   rejected  drift share  reference  served  {metric:>10}  oracle AUC")
+    print(f"\nday         raw   rejected  drift share  reference  served  {metric}  oracle AUC")
     for d in days:
         share = (
             "-"

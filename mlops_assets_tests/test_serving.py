@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 import yaml
 
-from mlops_assets.serving.online import model_server, storage_uri
+from mlops_assets.serving.online import model_server, served_scores, storage_uri
 from mlops_assets_tests.conftest import HISTORY_DAYS, SHIPPED, Platform
 from mlops_assets_tests.k8s_schemas import validate_inference_service
 
@@ -68,10 +68,6 @@ def test_champion_served_over_http_matches_batch_scores_and_rejects_bad_requests
     scored = batch.set_index(contract.id_column).loc[rows[contract.id_column]]
     expected = task.stored_scores(scored, "score")  # P(positive), a value, class probabilities
 
-    def scores(body: dict) -> np.ndarray:
-        """The task's scores from MLflow's answer, as `predict_online` reads them."""
-        return np.array([task.score_of(row) for row in body["predictions"]])
-
     request_frame = rows[contract.feature_columns]
     first, numeric = contract.feature_columns[0], contract.numeric_features[0]
     bounded = next(c for c in contract.raw_features if getattr(c, "max", None) is not None)
@@ -83,13 +79,13 @@ def test_champion_served_over_http_matches_batch_scores_and_rejects_bad_requests
         status, body = post(url, as_json({"dataframe_split": split}))
         assert status == 200, body
         assert len(body["predictions"]) == len(rows)
-        np.testing.assert_allclose(scores(body), expected, rtol=1e-9)
+        np.testing.assert_allclose(served_scores(body, task), expected, rtol=1e-9)
 
         records = json.loads(request_frame.to_json(orient="records"))
         for key in ("instances", "dataframe_records"):
             status, body = post(url, as_json({key: records}))
             assert status == 200, body
-            np.testing.assert_allclose(scores(body), expected, rtol=1e-9)
+            np.testing.assert_allclose(served_scores(body, task), expected, rtol=1e-9)
 
         refused = []
         missing = {"dataframe_split": {**split, "columns": split["columns"][1:]}}

@@ -122,7 +122,12 @@ def predict_online(base_url: str, frame: Any, task: Task) -> list[float]:
         headers={"Content-Type": "application/json"},
     )
     with urllib.request.urlopen(request, timeout=60) as response:
-        return [task.score_of(row) for row in json.loads(response.read())["predictions"]]
+        return served_scores(json.loads(response.read()), task)
+
+
+def served_scores(answer: dict[str, Any], task: Task) -> list[Any]:
+    """The task's score per row of an `/invocations` answer (whatever the request's format)."""
+    return [task.score_of(row) for row in answer["predictions"]]
 
 
 def _registry(settings: PlatformSettings) -> Any:
